@@ -1,0 +1,297 @@
+"""The configuration schema (typed dataclasses), its Hydra registration and its validation.
+
+Hydra composes YAML from ``conf/`` on top of these dataclasses; ``to_spec`` turns the
+result into plain dataclass instances (no DictConfig, no interpolation left), checks
+every rule and raises ``ConfigError`` with one paragraph naming the key, the value,
+the rule and the fix. Only this module and ``framework.cli`` know Hydra.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+"""The YAML tree; chiefbench runs from a checkout (editable install)."""
+
+MAX_WORKERS = 256
+MAX_ITEM_BYTES = 256 * 1024 * 1024
+LOCAL_QUEUES = ("deque", "mp_queue")
+BACKENDS = ("local",)
+ON_STOP = ("forward", "keep")
+
+
+class ConfigError(ValueError):
+    """A config value that breaks a rule; the message is the one paragraph users read."""
+
+    def __init__(self, key: str, value: Any, rule: str, fix: str) -> None:
+        self.key, self.value, self.rule, self.fix = key, value, rule, fix
+        super().__init__(f"Invalid config: {key}={value!r}: {rule}. Fix: {fix}")
+
+
+@dataclass
+class WorkersConfig:
+    count: int = 2
+    """Number of worker processes."""
+    interval_s: float = 1.0
+    """Seconds between two items a worker generates; 0 = as fast as possible."""
+    local_threshold: int = 5
+    """A worker forwards once its local queue holds more than this many items."""
+    forward_batch: int = 1
+    """Items a worker takes from its local queue and forwards per trigger (put_many when > 1)."""
+    forward_deadline_s: Optional[float] = None
+    """Also forward when the oldest local item is older than this (seconds); null = count threshold only."""
+    local_queue: str = "deque"
+    """The worker's local queue: deque (in-process) or mp_queue (as the original program did)."""
+
+
+@dataclass
+class ChiefConfig:
+    interval_s: float = 2.0
+    """Seconds between two checks of the global queue; 0 = as fast as possible."""
+    global_threshold: int = 3
+    """The chief takes items only when the global queue holds more than this many."""
+    take_batch: int = 1
+    """Items taken per check (oldest first); 0 = drain everything above nothing, i.e. all that is queued."""
+    rounds: int = 11
+    """Checks before the run ends; used only when neither run.duration_s nor run.items is set."""
+
+
+@dataclass
+class RunConfig:
+    duration_s: Optional[float] = None
+    """End the run after this many seconds (measured from the start barrier)."""
+    items: Optional[int] = None
+    """End the run once every worker has produced this many items (reproducible runs)."""
+    warmup_s: float = 0.0
+    """Seconds at the start excluded from the figures (kept in the data)."""
+    seed: Optional[int] = 0
+    """Root of the per-worker random streams (numpy SeedSequence); null = fresh entropy, recorded."""
+    start_method: str = "spawn"
+    """How worker processes start: fork, spawn or forkserver."""
+    drain_timeout_s: float = 10.0
+    """At stop, how long the chief waits for the next message from silent workers before terminating them."""
+    depth_sample_s: float = 0.01
+    """Minimum seconds between two queue-depth samples."""
+    progress: bool = True
+    """Show live progress (rounds or elapsed time, produced, consumed, rate)."""
+    print_items: Optional[bool] = None
+    """Print each consumed item as the original did; null = only when chief.interval_s > 0."""
+    on_stop: str = "forward"
+    """At stop, workers forward what their local queues hold (transformed) or keep it (sent back untransformed)."""
+
+
+@dataclass
+class QueueConfig:
+    name: str = MISSING
+    """The global queue design (see `chiefbench --designs`)."""
+    maxsize: int = 0
+    """Bound of the global queue in items (messages for batched puts); 0 = unbounded."""
+
+
+@dataclass
+class RandintPayload:
+    name: str = "randint"
+    """A random integer drawn uniformly from [low, high], as the original program did."""
+    low: int = 1
+    """Smallest value drawn (inclusive)."""
+    high: int = 3
+    """Largest value drawn (inclusive)."""
+
+
+@dataclass
+class ArrayPayload:
+    name: str = "array"
+    """A numpy array filled with one randint draw (the recorded value), for payload-size studies."""
+    shape: list[int] = field(default_factory=lambda: [1024])
+    """Array shape; bytes per item = prod(shape) * itemsize."""
+    dtype: str = "float64"
+    """numpy dtype name."""
+    low: int = 1
+    """Smallest value drawn (inclusive)."""
+    high: int = 3
+    """Largest value drawn (inclusive)."""
+
+
+@dataclass
+class TransformConfig:
+    name: str = "add"
+    """What a worker applies to an item before forwarding: add or none."""
+    value: float = 0.1
+    """The addend of the add transform."""
+
+
+@dataclass
+class BackendConfig:
+    name: str = "local"
+    """Where workers run: local (processes on this machine)."""
+
+
+@dataclass
+class Config:
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
+    chief: ChiefConfig = field(default_factory=ChiefConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    payload: Any = MISSING
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+
+
+PAYLOAD_SCHEMAS = {"randint": RandintPayload, "array": ArrayPayload}
+
+
+def register_configs() -> None:
+    """Register the schema in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    if not OmegaConf.has_resolver("chiefbench_pid"):
+        OmegaConf.register_new_resolver("chiefbench_pid", lambda: str(os.getpid()))
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    cs.store(group="queue", name="queue_schema", node=QueueConfig)
+    cs.store(group="transform", name="transform_schema", node=TransformConfig)
+    cs.store(group="backend", name="backend_schema", node=BackendConfig)
+    for name, schema in PAYLOAD_SCHEMAS.items():
+        cs.store(group="payload", name=f"{name}_schema", node=schema)
+
+
+def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "config") -> DictConfig:
+    """Compose the config as the CLI would (Hydra's compose API), for tests and notebooks."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_configs()
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def to_spec(cfg: Config | DictConfig) -> Config:
+    """Resolve into plain dataclasses, fill a null seed, and validate every rule."""
+    if isinstance(cfg, DictConfig):
+        # Only the keys of the schema travel: Hydra's own node stays behind.
+        plain = {k: cfg[k] for k in ("workers", "chief", "run", "queue", "payload", "transform", "backend") if k in cfg}
+        merged = OmegaConf.merge(OmegaConf.structured(Config), plain)
+        payload = merged.payload
+        schema = PAYLOAD_SCHEMAS.get(payload.get("name") if isinstance(payload, DictConfig) else None)
+        if schema is None:
+            raise ConfigError(
+                "payload", OmegaConf.to_container(payload) if isinstance(payload, DictConfig) else payload,
+                f"the payload must be one of {', '.join(sorted(PAYLOAD_SCHEMAS))}",
+                "pick one, e.g. `payload=randint` or `payload=array`",
+            )
+        merged.payload = OmegaConf.merge(OmegaConf.structured(schema), payload)
+        spec: Config = OmegaConf.to_object(merged)
+    else:
+        spec = cfg
+    if spec.run.seed is None:
+        spec.run.seed = int.from_bytes(os.urandom(8), "little")
+    validate(spec)
+    return spec
+
+
+def _require(ok: bool, key: str, value: Any, rule: str, fix: str) -> None:
+    if not ok:
+        raise ConfigError(key, value, rule, fix)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def validate(spec: Config) -> None:
+    """Raise ``ConfigError`` for the first value that breaks a rule; nothing has started yet."""
+    from framework.payloads import item_nbytes
+    from framework.queues import DesignUnavailableError, UnknownDesignError, design_class
+
+    w, c, r = spec.workers, spec.chief, spec.run
+    _require(1 <= w.count <= MAX_WORKERS, "workers.count", w.count,
+             f"must be between 1 and {MAX_WORKERS}", "use a positive number of worker processes, e.g. `workers.count=2`")
+    for key, value in (("workers.interval_s", w.interval_s), ("chief.interval_s", c.interval_s)):
+        _require(_finite(value) and 0 <= value <= 3600, key, value,
+                 "must be a number of seconds from 0 (as fast as possible) to 3600", f"e.g. `{key}=0.5`")
+    _require(w.local_threshold >= 0, "workers.local_threshold", w.local_threshold,
+             "must be 0 or more (a worker forwards once its local queue holds more than this)",
+             "e.g. `workers.local_threshold=5`")
+    _require(w.forward_batch >= 1, "workers.forward_batch", w.forward_batch,
+             "must be at least 1 item per trigger", "e.g. `workers.forward_batch=1`")
+    _require(w.forward_deadline_s is None or (_finite(w.forward_deadline_s) and w.forward_deadline_s > 0),
+             "workers.forward_deadline_s", w.forward_deadline_s, "must be null or a positive number of seconds",
+             "e.g. `workers.forward_deadline_s=0.05` or `workers.forward_deadline_s=null`")
+    _require(w.local_queue in LOCAL_QUEUES, "workers.local_queue", w.local_queue,
+             f"must be one of {', '.join(LOCAL_QUEUES)}", "e.g. `workers.local_queue=deque`")
+    _require(c.global_threshold >= 0, "chief.global_threshold", c.global_threshold,
+             "must be 0 or more (the chief takes items only when the queue holds more than this)",
+             "e.g. `chief.global_threshold=3`")
+    _require(c.take_batch >= 0, "chief.take_batch", c.take_batch,
+             "must be 0 (take everything queued) or a positive number of items per check", "e.g. `chief.take_batch=1`")
+    _require(c.rounds >= 1, "chief.rounds", c.rounds, "must be at least 1 check", "e.g. `chief.rounds=11`")
+    _require(r.duration_s is None or (_finite(r.duration_s) and 0 < r.duration_s <= 7 * 86400), "run.duration_s",
+             r.duration_s, "must be null or a positive number of seconds (at most a week)", "e.g. `run.duration_s=3`")
+    _require(r.items is None or 1 <= r.items <= 10**12, "run.items", r.items,
+             "must be null or a positive number of items per worker", "e.g. `run.items=100`")
+    _require(_finite(r.warmup_s) and r.warmup_s >= 0, "run.warmup_s", r.warmup_s,
+             "must be 0 or a positive number of seconds", "e.g. `run.warmup_s=0.5`")
+    _require(r.duration_s is None or r.warmup_s < r.duration_s, "run.warmup_s", r.warmup_s,
+             f"must be shorter than run.duration_s ({r.duration_s}), or nothing is measured",
+             "shorten the warm-up or lengthen the run")
+    _require(0 <= r.seed < 2**128, "run.seed", r.seed, "must be null or an integer in [0, 2**128)", "e.g. `run.seed=0`")
+    _require(r.on_stop in ON_STOP, "run.on_stop", r.on_stop, f"must be one of {', '.join(ON_STOP)}",
+             "e.g. `run.on_stop=forward`")
+    methods = multiprocessing.get_all_start_methods()
+    _require(r.start_method in methods, "run.start_method", r.start_method,
+             f"this platform offers the start methods {', '.join(methods)}", f"e.g. `run.start_method={methods[0]}`")
+    for key, value in (("run.drain_timeout_s", r.drain_timeout_s), ("run.depth_sample_s", r.depth_sample_s)):
+        _require(_finite(value) and 0 < value <= 3600, key, value, "must be a positive number of seconds",
+                 f"e.g. `{key}=1`")
+
+    try:
+        design = design_class(spec.queue.name)
+    except (UnknownDesignError, DesignUnavailableError) as exc:
+        raise ConfigError("queue", spec.queue.name, str(exc).split(". Fix: ")[0].split(": ", 1)[-1],
+                          str(exc).split("Fix: ", 1)[-1]) from None
+    _require(spec.queue.maxsize >= 0, "queue.maxsize", spec.queue.maxsize,
+             "must be 0 (unbounded) or a positive number of items", "e.g. `queue.maxsize=1000`")
+    _require(spec.queue.maxsize == 0 or design.supports_maxsize, "queue.maxsize", spec.queue.maxsize,
+             f"queue={spec.queue.name} has no item bound (only the OS pipe buffer bounds it)",
+             "set `queue.maxsize=0`, or use a bounded design such as `queue=mp_queue`")
+
+    p = spec.payload
+    _require(p.low <= p.high, "payload.low", p.low, f"must not exceed payload.high ({p.high})",
+             "swap them, e.g. `payload.low=1 payload.high=3`")
+    _require(abs(p.low) <= 2**53 and abs(p.high) <= 2**53, "payload.high", p.high,
+             "draws must stay within +-2**53 so that they are recorded exactly as float64", "use smaller bounds")
+    if isinstance(p, ArrayPayload):
+        import numpy as np
+
+        _require(len(p.shape) >= 1 and all(isinstance(d, int) and d >= 1 for d in p.shape), "payload.shape",
+                 p.shape, "must be a non-empty list of positive integers", "e.g. `payload.shape=[1024]`")
+        try:
+            dtype = np.dtype(p.dtype)
+        except TypeError:
+            raise ConfigError("payload.dtype", p.dtype, "is not a numpy dtype name",
+                              "e.g. `payload.dtype=float64` or `payload.dtype=uint8`") from None
+        _require(dtype.kind in "iuf", "payload.dtype", p.dtype, "must be an integer or floating dtype",
+                 "e.g. `payload.dtype=float32`")
+        nbytes = item_nbytes(p)
+        _require(nbytes <= MAX_ITEM_BYTES, "payload.shape", p.shape,
+                 f"makes {nbytes:,} bytes per item, over the {MAX_ITEM_BYTES:,}-byte limit", "use a smaller shape")
+        t = spec.transform
+        _require(not (t.name == "add" and dtype.kind in "iu" and float(t.value) != int(t.value)), "transform.value",
+                 t.value, f"a non-integer addend would be truncated to {int(t.value)} in a {p.dtype} array",
+                 "use a floating dtype (`payload.dtype=float64`), an integer addend, or `transform=none`")
+    _require(spec.transform.name in ("add", "none"), "transform", spec.transform.name, "must be add or none",
+             "e.g. `transform=add`")
+    _require(_finite(spec.transform.value), "transform.value", spec.transform.value, "must be a finite number",
+             "e.g. `transform.value=0.1`")
+    _require(spec.backend.name in BACKENDS, "backend", spec.backend.name,
+             f"known backends: {', '.join(BACKENDS)}", "use `backend=local`")

@@ -1,0 +1,119 @@
+"""Figures from a run's records: throughput, stage latencies, accounting, stability.
+
+Everything here reads DataFrames after the run; nothing runs on the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+STAGES = {
+    "local_wait": ("created_ns", "forwarded_ns"),
+    "global_wait": ("forwarded_ns", "consumed_ns"),
+    "end_to_end": ("created_ns", "consumed_ns"),
+}
+"""Latency stages: from which stamp to which stamp."""
+PERCENTILES = (50, 95, 99)
+MISSING_SEQS_SHOWN = 10
+"""How many missing or duplicated sequence numbers per worker the summary lists."""
+UNSTABLE_RATIO = 1.05
+"""Arrival rate above this multiple of the service rate, with a growing queue, is unstable."""
+
+
+def window_bounds(t0_ns: int, t_end_ns: int, warmup_s: float) -> tuple[int, int]:
+    """The measured window: from t0 + warm-up to the moment the run was declared over."""
+    return t0_ns + int(warmup_s * 1e9), t_end_ns
+
+
+def measured_items(items: pd.DataFrame, start_ns: int, end_ns: int) -> pd.DataFrame:
+    """Items the chief consumed inside the measured window."""
+    consumed = items[items["state"] == "consumed"]
+    stamps = consumed["consumed_ns"].to_numpy(dtype=np.int64, na_value=-1)
+    return consumed[(stamps >= start_ns) & (stamps <= end_ns)]
+
+
+def latency_table(items: pd.DataFrame) -> pd.DataFrame:
+    """Per stage: count and p50/p95/p99/max in milliseconds (over consumed items given)."""
+    rows = {}
+    for stage, (a, b) in STAGES.items():
+        ms = (items[b].to_numpy(dtype=np.int64) - items[a].to_numpy(dtype=np.int64)) / 1e6 if len(items) else \
+            np.empty(0)
+        row: dict[str, Any] = {"count": int(ms.size)}
+        for q in PERCENTILES:
+            row[f"p{q}_ms"] = float(np.percentile(ms, q)) if ms.size else None
+        row["max_ms"] = float(ms.max()) if ms.size else None
+        rows[stage] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def accounting(items: pd.DataFrame, produced: dict[int, int]) -> tuple[dict[str, int], list[dict]]:
+    """Check by sequence numbers that every produced item is recorded exactly once.
+
+    Returns the totals and one row per worker with ``lost``, ``duplicates`` and the
+    first few missing / duplicated / unexpected sequence numbers.
+    """
+    per_worker = []
+    by_worker = {w: g["seq"].to_numpy() for w, g in items.groupby("worker", observed=True)}
+    for w in sorted(produced):
+        seqs = by_worker.get(w, np.empty(0, np.int64))
+        unique, counts = np.unique(seqs, return_counts=True)
+        expected = produced[w]
+        in_range = unique[(unique >= 0) & (unique < expected)]
+        row = {
+            "worker": w,
+            "produced": expected,
+            "recorded": int(seqs.size),
+            "lost": int(expected - in_range.size),
+            "duplicates": int(seqs.size - unique.size),
+            "unexpected": int(unique.size - in_range.size),
+        }
+        if row["lost"]:
+            row["missing_seqs"] = np.setdiff1d(np.arange(expected), in_range)[:MISSING_SEQS_SHOWN].tolist()
+        if row["duplicates"]:
+            row["duplicated_seqs"] = unique[counts > 1][:MISSING_SEQS_SHOWN].tolist()
+        if row["unexpected"]:
+            row["unexpected_seqs"] = np.setdiff1d(unique, in_range)[:MISSING_SEQS_SHOWN].tolist()
+        per_worker.append(row)
+    state_counts = items["state"].value_counts()
+    totals = {
+        "produced": int(sum(produced.values())),
+        "consumed": int(state_counts.get("consumed", 0)),
+        "left_global": int(state_counts.get("left_global", 0)),
+        "left_local": int(state_counts.get("left_local", 0)),
+        "lost": sum(r["lost"] for r in per_worker),
+        "duplicates": sum(r["duplicates"] for r in per_worker),
+        "unexpected": sum(r["unexpected"] for r in per_worker),
+    }
+    totals["left_in_queues"] = totals["left_global"] + totals["left_local"]
+    return totals, per_worker
+
+
+def accounting_errors(totals: dict[str, int], per_worker: list[dict]) -> list[str]:
+    """Sentences naming each worker that lost, duplicated or invented an item."""
+    errors = []
+    for row in per_worker:
+        for key, label in (("lost", "missing_seqs"), ("duplicates", "duplicated_seqs"),
+                           ("unexpected", "unexpected_seqs")):
+            if row[key]:
+                errors.append(f"worker {row['worker']}: {row[key]} item(s) {key} (seq {row.get(label)}...)")
+    return errors
+
+
+def stability(items: pd.DataFrame, depth: pd.DataFrame, start_ns: int, end_ns: int) -> dict[str, Any]:
+    """Arrival rate into the global queue against the chief's service rate, over the window."""
+    seconds = (end_ns - start_ns) / 1e9
+    if seconds <= 0:
+        return {"arrival_items_per_s": None, "service_items_per_s": None, "unstable": False}
+    fwd = items["forwarded_ns"].to_numpy(dtype=np.int64, na_value=-1)
+    con = items["consumed_ns"].to_numpy(dtype=np.int64, na_value=-1)
+    arrival = int(((fwd >= start_ns) & (fwd <= end_ns)).sum()) / seconds
+    service = int(((con >= start_ns) & (con <= end_ns)).sum()) / seconds
+    g = depth[depth["queue"] == "global"]
+    g = g[(g["t_ns"] >= start_ns) & (g["t_ns"] <= end_ns)]
+    growth = int(g["depth"].iloc[-1] - g["depth"].iloc[0]) if len(g) >= 2 else 0
+    unstable = arrival > UNSTABLE_RATIO * service and growth > 0
+    return {"arrival_items_per_s": arrival, "service_items_per_s": service,
+            "global_depth_growth": growth, "unstable": bool(unstable)}

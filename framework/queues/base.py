@@ -1,0 +1,167 @@
+"""The queue-design interface: one way to move items from N workers to one chief.
+
+    worker 0 --ProducerEnd.put / put_many--\\
+    worker 1 --ProducerEnd.put / put_many---+--> [ design ] --ConsumerEnd.get / get_many--> chief
+    worker i --ProducerEnd.put / put_many--/
+
+A design knows nothing of the chief, the workers or the recorder: it moves opaque
+Python objects. It feels like the standard library's queues: ``put``/``get`` take
+``block`` and ``timeout`` and raise ``queue.Full`` / ``queue.Empty``; ``put_many`` and
+``get_many`` move many items per call (designs without native batching send one
+list as one message, which is itself the cheapest emulation).
+
+Life cycle, all driven by the chief process:
+
+1. ``design = DesignClass(settings, n_producers, mp_context)`` creates the OS
+   resources (queues, pipes, managers, segments).
+2. ``design.producer(i)`` is handed to worker process ``i`` as a start argument, so
+   it must be picklable under the spawn and forkserver start methods.
+3. ``design.producers_started()`` runs once every worker process has started: the
+   chief drops its own copies of producer-side handles (so a dead worker shows up
+   as end-of-file instead of a silent hang).
+4. ``design.consumer()`` is used by the chief alone.
+5. ``design.close()`` releases everything; it is idempotent and is called from a
+   ``finally`` block, also after a crash.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import queue
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+Full = queue.Full
+Empty = queue.Empty
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """The resolved ``queue`` config group, as plain values a worker can unpickle."""
+
+    name: str
+    """Registered design name (``mp_queue``, ``pipe``...)."""
+    maxsize: int = 0
+    """Bound in items; 0 means unbounded (only for designs with ``supports_maxsize``)."""
+
+
+class ProducerEnd(ABC):
+    """The worker's end of a design: puts items."""
+
+    @abstractmethod
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Put one item; raise ``queue.Full`` if the design is bounded and stays full."""
+
+    def put_many(self, items: Sequence[Any], block: bool = True, timeout: float | None = None) -> None:
+        """Put several items, in order, as one message where the design allows it."""
+        for item in items:
+            self.put(item, block, timeout)
+
+    def close(self) -> None:
+        """Flush and release this end; the chief drains while a worker closes."""
+
+
+class ConsumerEnd(ABC):
+    """The chief's end of a design: gets items, oldest first per producer."""
+
+    @abstractmethod
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Get one item; raise ``queue.Empty`` when none arrives in time."""
+
+    def get_many(self, max_items: int, block: bool = True, timeout: float | None = None) -> list[Any]:
+        """Wait (per ``block``/``timeout``) for at least one item, then return up to
+        ``max_items`` that are available without further waiting."""
+        items = [self.get(block, timeout)]
+        while len(items) < max_items:
+            try:
+                items.append(self.get(False))
+            except queue.Empty:
+                break
+        return items
+
+    def close(self) -> None:
+        """Release this end."""
+
+
+class QueueDesign(ABC):
+    """Owns the OS resources of one design for one run; see the module docstring."""
+
+    name: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Modules that must import for the design to be available (optional extras)."""
+    install_hint: ClassVar[str | None] = None
+    """The command that installs what ``requires`` names."""
+    supports_maxsize: ClassVar[bool] = False
+    """Whether ``QueueSettings.maxsize`` bounds the design."""
+
+    def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
+        self.settings = settings
+        self.n_producers = n_producers
+        self.mp_context = mp_context
+
+    @abstractmethod
+    def producer(self, worker_id: int) -> ProducerEnd:
+        """The picklable end handed to worker ``worker_id``."""
+
+    @abstractmethod
+    def consumer(self) -> ConsumerEnd:
+        """The chief's end."""
+
+    def producers_started(self) -> None:
+        """Called once all worker processes have started."""
+
+    def close(self) -> None:
+        """Release every OS resource; idempotent."""
+
+
+# name -> "module:Class". Modules are imported only when a design is used, so an
+# optional extra that is not installed costs nothing until somebody asks for it.
+REGISTRY: dict[str, str] = {
+    "mp_queue": "framework.queues.stdlib:MpQueueDesign",
+    "simple_queue": "framework.queues.stdlib:SimpleQueueDesign",
+    "pipe": "framework.queues.stdlib:PipeDesign",
+    "manager_queue": "framework.queues.stdlib:ManagerQueueDesign",
+}
+
+
+class UnknownDesignError(ValueError):
+    """A queue name that is not registered."""
+
+
+class DesignUnavailableError(ImportError):
+    """A registered design whose optional extra is not installed."""
+
+
+def design_class(name: str) -> type[QueueDesign]:
+    """Import and return the class registered as ``name``."""
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        raise UnknownDesignError(
+            f"queue={name!r} is not a known queue design. Known designs: "
+            f"{', '.join(sorted(REGISTRY))}. Fix: pick one of them, e.g. `queue=mp_queue`."
+        ) from None
+    module_name, class_name = target.split(":")
+    cls: type[QueueDesign] = getattr(importlib.import_module(module_name), class_name)
+    missing = [m for m in cls.requires if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DesignUnavailableError(
+            f"queue={name!r} needs {', '.join(missing)}, which is not installed. "
+            f"Fix: `{cls.install_hint or 'pip install ' + ' '.join(missing)}`, or pick another design."
+        )
+    return cls
+
+
+def availability() -> dict[str, str]:
+    """Each registered design -> "available" or the reason it is not (with the fix)."""
+    status = {}
+    for name in sorted(REGISTRY):
+        try:
+            design_class(name)
+            status[name] = "available"
+        except DesignUnavailableError as exc:
+            status[name] = str(exc)
+    return status

@@ -1,0 +1,333 @@
+"""The standard library's ways to move objects between processes, as queue designs.
+
+All four share one wire format: ``put`` sends the item itself, ``put_many`` sends the
+whole batch as one ``_Batch`` message (one pickle, one syscall, one lock round), and
+the consumer unpacks batches into a local buffer so ``get`` still returns single
+items. Only the transport differs, so each design supplies a "send one message" and
+a "receive one message" callable and the buffering lives in one place.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import wait
+from typing import Any
+
+from framework.queues.base import ConsumerEnd, ProducerEnd, QueueDesign, QueueSettings
+
+
+class _Batch(list):
+    """Marks a ``put_many`` message; a private type, so a user's own list is never unpacked.
+
+    Module-level so the receiving process can unpickle it.
+    """
+
+    __slots__ = ()
+
+
+def _close_mp_queue(q: Any) -> None:
+    # join_thread waits for this process's feeder to flush what it was given, so no
+    # put item is lost; cancel_join_thread would drop them silently.
+    q.close()
+    q.join_thread()
+    # Queue.close only stops the feeder; the chief (which usually never put, so has
+    # no feeder) would otherwise hold the pipe's descriptors until garbage collection.
+    q._reader.close()
+    q._writer.close()
+
+
+# --------------------------------------------------------------------------- producers
+
+
+class _MessageProducer(ProducerEnd):
+    """Turns put / put_many into single messages for ``_send(message, block, timeout)``."""
+
+    def _send(self, message: Any, block: bool, timeout: float | None) -> None:
+        raise NotImplementedError
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        self._send(item, block, timeout)
+
+    def put_many(self, items: Sequence[Any], block: bool = True, timeout: float | None = None) -> None:
+        if items:
+            # An empty batch would wake the consumer for nothing.
+            self._send(_Batch(items), block, timeout)
+
+
+class _QueueProducer(_MessageProducer):
+    """Puts into anything with ``Queue.put(obj, block, timeout)`` semantics."""
+
+    def __init__(self, q: Any) -> None:
+        self._q = q
+
+    def _send(self, message: Any, block: bool, timeout: float | None) -> None:
+        self._q.put(message, block, timeout)
+
+
+class _MpQueueProducer(_QueueProducer):
+    def close(self) -> None:
+        # Meant for the worker's own copy: closing the chief's copy would close the
+        # chief's reader too once it has put something itself.
+        self._q.close()
+        self._q.join_thread()
+
+
+class _SimpleQueueProducer(_MessageProducer):
+    """``block`` and ``timeout`` are ignored: ``SimpleQueue.put`` writes straight into
+    the OS pipe, whose buffer (typically 64 KiB) is the only bound, and blocks when
+    it is full."""
+
+    def __init__(self, q: Any) -> None:
+        self._q = q
+
+    def _send(self, message: Any, block: bool, timeout: float | None) -> None:
+        self._q.put(message)
+
+
+class _PipeProducer(_MessageProducer):
+    """``block`` and ``timeout`` are ignored: ``Connection.send`` blocks while the OS
+    pipe buffer (typically 64 KiB) is full, and cannot time out."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def _send(self, message: Any, block: bool, timeout: float | None) -> None:
+        self._conn.send(message)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+# --------------------------------------------------------------------------- consumer
+
+
+class _BufferedConsumer(ConsumerEnd):
+    """Unpacks ``_Batch`` messages into a local buffer.
+
+    ``recv(timeout)`` returns one message or raises ``queue.Empty``; ``timeout`` is
+    ``None`` (wait forever) or seconds >= 0, where 0 means "only what is there now".
+    """
+
+    def __init__(self, recv: Callable[[float | None], Any], on_close: Callable[[], None]) -> None:
+        self._recv = recv
+        self._on_close = on_close
+        self._buffer: collections.deque[Any] = collections.deque()
+
+    def _fill(self, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._buffer:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            message = self._recv(remaining)
+            if type(message) is _Batch:
+                # An empty batch (from a producer that is not ours) just loops.
+                self._buffer.extend(message)
+            else:
+                self._buffer.append(message)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if not self._buffer:
+            if not block:
+                self._fill(0.0)  # queue.Queue semantics: block=False ignores timeout
+            else:
+                self._fill(None if timeout is None else max(0.0, timeout))
+        return self._buffer.popleft()
+
+    def get_many(self, max_items: int, block: bool = True, timeout: float | None = None) -> list[Any]:
+        if max_items < 1:
+            raise ValueError(f"max_items must be >= 1, got {max_items}")
+        items = [self.get(block, timeout)]
+        while len(items) < max_items:
+            if not self._buffer:
+                try:
+                    self._fill(0.0)
+                except queue.Empty:
+                    break
+            take = min(max_items - len(items), len(self._buffer))
+            items.extend(self._buffer.popleft() for _ in range(take))
+        return items
+
+    def close(self) -> None:
+        self._on_close()
+
+
+def _queue_recv(q: Any) -> Callable[[float | None], Any]:
+    """``recv`` for anything with ``Queue.get(block, timeout)`` semantics."""
+
+    def recv(timeout: float | None) -> Any:
+        return q.get(False) if timeout == 0 else q.get(True, timeout)
+
+    return recv
+
+
+# --------------------------------------------------------------------------- designs
+
+
+class MpQueueDesign(QueueDesign):
+    """``multiprocessing.Queue``: a pipe plus a feeder thread per putting process.
+
+    With ``maxsize`` the bound counts messages, so one ``put_many`` batch takes one
+    slot however many items it holds.
+    """
+
+    name = "mp_queue"
+    supports_maxsize = True
+
+    def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
+        super().__init__(settings, n_producers, mp_context)
+        self._q = mp_context.Queue(settings.maxsize)
+        self._consumer: _BufferedConsumer | None = None
+        self._closed = False
+
+    def producer(self, worker_id: int) -> ProducerEnd:
+        return _MpQueueProducer(self._q)
+
+    def consumer(self) -> ConsumerEnd:
+        if self._consumer is None:
+            self._consumer = _BufferedConsumer(_queue_recv(self._q), self.close)
+        return self._consumer
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            _close_mp_queue(self._q)
+
+
+class SimpleQueueDesign(QueueDesign):
+    """``multiprocessing.SimpleQueue``: a locked pipe, no feeder thread.
+
+    Caveat: ``put`` cannot time out and ignores ``block``; the OS pipe buffer
+    (typically 64 KiB) is the only bound, and a put blocks while it is full.
+    """
+
+    name = "simple_queue"
+
+    def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
+        super().__init__(settings, n_producers, mp_context)
+        self._q = mp_context.SimpleQueue()
+        self._consumer: _BufferedConsumer | None = None
+        self._closed = False
+
+    def producer(self, worker_id: int) -> ProducerEnd:
+        return _SimpleQueueProducer(self._q)
+
+    def _recv(self, timeout: float | None) -> Any:
+        # Polling then reading is only race-free because the chief is the sole reader.
+        if not self._q._reader.poll(timeout):
+            raise queue.Empty
+        return self._q.get()
+
+    def consumer(self) -> ConsumerEnd:
+        if self._consumer is None:
+            self._consumer = _BufferedConsumer(self._recv, self.close)
+        return self._consumer
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._q.close()
+
+
+class PipeDesign(QueueDesign):
+    """One ``multiprocessing.Pipe`` per producer; the chief waits on all of them.
+
+    FIFO per producer; across producers the chief takes turns among the pipes that
+    are ready. A pipe whose every write end is closed (its worker exited) drops out;
+    once all have, ``get`` raises ``queue.Empty`` at once. Under the fork start method
+    each worker inherits the write ends of the workers started before it, so a
+    pipe's end-of-file shows only once all those workers have exited.
+
+    Caveat: ``put`` ignores ``block``/``timeout``; the OS pipe buffer is the only bound.
+    """
+
+    name = "pipe"
+
+    def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
+        super().__init__(settings, n_producers, mp_context)
+        pairs = [mp_context.Pipe(duplex=False) for _ in range(n_producers)]
+        self._readers = [r for r, _ in pairs]
+        self._writers = [w for _, w in pairs]
+        # The consumer's wait set; shrinks as producers hang up.
+        self._live = list(self._readers)
+        self._consumer: _BufferedConsumer | None = None
+        self._closed = False
+
+    def producer(self, worker_id: int) -> ProducerEnd:
+        return _PipeProducer(self._writers[worker_id])
+
+    def producers_started(self) -> None:
+        # Until the chief drops its copies, no pipe can ever report end-of-file.
+        for w in self._writers:
+            w.close()
+
+    def _recv(self, timeout: float | None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._live:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = wait(self._live, remaining)
+            if not ready:
+                raise queue.Empty
+            conn = ready[0]
+            try:
+                message = conn.recv()
+            except EOFError:
+                self._live.remove(conn)
+                conn.close()
+                continue
+            # wait() reports ready pipes in wait-set order, so rotating the one just
+            # read to the back stops a busy early producer from starving the rest.
+            self._live.remove(conn)
+            self._live.append(conn)
+            return message
+        raise queue.Empty
+
+    def consumer(self) -> ConsumerEnd:
+        if self._consumer is None:
+            self._consumer = _BufferedConsumer(self._recv, self.close)
+        return self._consumer
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._live.clear()
+            for conn in self._readers + self._writers:
+                conn.close()
+
+
+class ManagerQueueDesign(QueueDesign):
+    """A ``queue.Queue`` living in a ``multiprocessing.Manager`` server process.
+
+    Every put and get is a round trip to the server. With ``maxsize`` the bound
+    counts messages, so one ``put_many`` batch takes one slot.
+    """
+
+    name = "manager_queue"
+    supports_maxsize = True
+
+    def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
+        super().__init__(settings, n_producers, mp_context)
+        self._manager = mp_context.Manager()
+        try:
+            self._q = self._manager.Queue(settings.maxsize)
+        except BaseException:
+            self._manager.shutdown()
+            raise
+        self._consumer: _BufferedConsumer | None = None
+        self._closed = False
+
+    def producer(self, worker_id: int) -> ProducerEnd:
+        # The proxy pickles at any time (not only at spawn) and reconnects on its own.
+        return _QueueProducer(self._q)
+
+    def consumer(self) -> ConsumerEnd:
+        if self._consumer is None:
+            self._consumer = _BufferedConsumer(_queue_recv(self._q), self.close)
+        return self._consumer
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            # shutdown() stops and joins the server process.
+            self._manager.shutdown()

@@ -1,0 +1,101 @@
+"""Cheap recording on the chief's hot path: item stamps and queue depths.
+
+The chief hands whole batches to ``ItemRecorder.add`` (one ``list.extend`` and one
+tuple per batch); every ``chunk_items`` items the pending tuples are turned into
+numpy columns, so memory stays at a few dozen bytes per item and array payloads are
+released as soon as their recorded value is read. No pandas until the run is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CONSUMED, LEFT_GLOBAL, LEFT_LOCAL = 0, 1, 2
+STATES = ("consumed", "left_global", "left_local")
+"""consumed: taken by the chief's rule during the run; left_global: on the global queue at
+stop; left_local: in a worker's local queue at stop."""
+NO_STAMP = -1
+"""A stamp that never happened (an item kept local was never forwarded or consumed)."""
+CHUNK_BYTES = 64 * 1024 * 1024
+"""Array payloads pending in one chunk at most, so a 1 MiB payload does not pin 64k arrays."""
+
+
+class ItemRecorder:
+    """Collects ``(worker, seq, created_ns, forwarded_ns, value)`` tuples plus their consumed stamps."""
+
+    def __init__(self, value_of: Callable[[Any], float] | None = None, item_nbytes: int = 8,
+                 chunk_items: int = 65536) -> None:
+        self._value_of = value_of
+        self._chunk_items = max(1, min(chunk_items, CHUNK_BYTES // max(1, item_nbytes)))
+        self._pending: list[tuple] = []
+        self._batches: list[tuple[int, int, int]] = []
+        self._chunks: list[dict[str, np.ndarray]] = []
+        self.consumed = 0
+
+    def add(self, items: list[tuple], consumed_ns: int, state: int = CONSUMED) -> None:
+        """Record a batch taken at ``consumed_ns`` (NO_STAMP for items never consumed)."""
+        self._pending.extend(items)
+        self._batches.append((len(items), consumed_ns, state))
+        if state == CONSUMED:
+            self.consumed += len(items)
+        if len(self._pending) >= self._chunk_items:
+            self._compact()
+
+    def _compact(self) -> None:
+        if not self._pending:
+            return
+        n = len(self._pending)
+        worker, seq, created, forwarded, value = zip(*self._pending)
+        values = value if self._value_of is None else map(self._value_of, value)
+        counts, stamps, states = zip(*self._batches)
+        self._chunks.append({
+            "worker": np.fromiter(worker, np.int32, n),
+            "seq": np.fromiter(seq, np.int64, n),
+            "value": np.fromiter(values, np.float64, n),
+            "created_ns": np.fromiter(created, np.int64, n),
+            "forwarded_ns": np.fromiter(forwarded, np.int64, n),
+            "consumed_ns": np.repeat(np.asarray(stamps, np.int64), counts),
+            "state": np.repeat(np.asarray(states, np.int8), counts),
+        })
+        self._pending, self._batches = [], []
+
+    def frame(self) -> pd.DataFrame:
+        """One row per item; stamps that never happened are <NA>."""
+        self._compact()
+        columns = ("worker", "seq", "value", "created_ns", "forwarded_ns", "consumed_ns", "state")
+        if self._chunks:
+            data = {c: np.concatenate([chunk[c] for chunk in self._chunks]) for c in columns}
+        else:
+            data = {c: np.empty(0, np.int8 if c == "state" else np.int64) for c in columns}
+        df = pd.DataFrame({c: data[c] for c in columns[:4]})
+        for c in ("forwarded_ns", "consumed_ns"):
+            df[c] = pd.array(data[c], dtype="Int64")
+            df.loc[data[c] == NO_STAMP, c] = pd.NA
+        df["state"] = pd.Categorical.from_codes(data["state"], categories=list(STATES))
+        return df
+
+
+class DepthRecorder:
+    """Global and per-worker local queue depths over time, from the framework's own counters."""
+
+    def __init__(self, n_workers: int) -> None:
+        self.n_workers = n_workers
+        self._samples: list[tuple] = []
+
+    def add(self, t_ns: int, global_depth: int, local_depths: list[int]) -> None:
+        self._samples.append((t_ns, global_depth, *local_depths))
+
+    def frame(self, t0_ns: int) -> pd.DataFrame:
+        """Long format: t_ns, elapsed_s, queue (global | local), worker (-1 for global), depth."""
+        cols = ["t_ns", "global", *range(self.n_workers)]
+        wide = pd.DataFrame(self._samples, columns=cols, dtype=np.int64)
+        long = wide.melt(id_vars="t_ns", var_name="worker", value_name="depth")
+        long["queue"] = np.where(long["worker"] == "global", "global", "local")
+        long["worker"] = long["worker"].replace("global", -1).astype(np.int32)
+        long["elapsed_s"] = (long["t_ns"] - t0_ns) / 1e9
+        return long[["t_ns", "elapsed_s", "queue", "worker", "depth"]].sort_values(["t_ns", "worker"],
+                                                                                  ignore_index=True)

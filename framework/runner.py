@@ -1,0 +1,101 @@
+"""One run from a resolved config to a written run directory: system, figures, files."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from framework import metrics
+from framework.config import Config, compose, to_spec
+from framework.metadata import SCHEMA_VERSION, machine_metadata
+from framework.payloads import item_nbytes
+from framework.results import RunResult, write_run
+from framework.system import RawRun, run_system
+
+
+def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
+    """summary.json's content from what the chief measured."""
+    start_ns, end_ns = metrics.window_bounds(raw.t0_ns, raw.t_end_ns, spec.run.warmup_s)
+    window = metrics.measured_items(raw.items, start_ns, end_ns)
+    seconds = max(0.0, (end_ns - start_ns) / 1e9)
+    totals, per_worker = metrics.accounting(raw.items, raw.produced)
+    totals["forwarded"] = int(sum(raw.forwarded.values()))
+    errors = list(raw.errors)
+    status = raw.status
+    problems = metrics.accounting_errors(totals, per_worker)
+    if problems:
+        errors.extend(problems)
+        if status == "ok":
+            status = "failed"
+    warnings = []
+    stable = metrics.stability(raw.items, raw.depth, start_ns, end_ns)
+    if stable["unstable"]:
+        warnings.append(
+            f"unstable configuration: items arrive on the global queue at {stable['arrival_items_per_s']:.3g}/s but "
+            f"the chief takes only {stable['service_items_per_s']:.3g}/s, so the queue grew by "
+            f"{stable['global_depth_growth']} items and would grow without bound. Bound it (queue.maxsize), take "
+            f"more per check (chief.take_batch, 0 = all), check more often (chief.interval_s), or produce slower "
+            f"(workers.interval_s).")
+    if seconds and len(window) < 100 and spec.chief.interval_s == 0:
+        warnings.append(f"only {len(window)} items in the measured window: figures are noisy. Run longer "
+                        f"(run.duration_s) or shorten the warm-up (run.warmup_s).")
+    nbytes = item_nbytes(spec.payload)
+    rate = len(window) / seconds if seconds else None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "errors": errors,
+        "warnings": warnings,
+        "counts": totals,
+        "per_worker": per_worker,
+        "rounds": raw.rounds,
+        "window": {"t0_ns": raw.t0_ns, "start_ns": start_ns, "end_ns": end_ns, "seconds": seconds,
+                   "warmup_s": spec.run.warmup_s, "items": int(len(window))},
+        "throughput_items_per_s": rate,
+        "throughput_mb_per_s": rate * nbytes / 1e6 if rate is not None else None,
+        "item_bytes": nbytes,
+        "stability": stable,
+        "latency_ms": metrics.latency_table(window).to_dict(orient="index"),
+        "processes": raw.processes,
+        "config": asdict(spec),
+        "metadata": machine_metadata(spec.run.start_method),
+    }
+
+
+def rerun_command(overrides: Sequence[str], seed: int) -> str:
+    """The command that repeats a run: its overrides, with the seed it actually used."""
+    kept = [o for o in overrides if not o.lstrip("+~").startswith("run.seed=")]
+    return shlex.join(["chiefbench", *kept, f"run.seed={seed}"])
+
+
+def execute(spec: Config, output_dir: str | os.PathLike, overrides: Sequence[str] = (),
+            echo: Callable[[str], None] = print) -> RunResult:
+    """Run the system once and write its run directory."""
+    raw = run_system(spec, echo=echo)
+    summary = summarize(raw, spec)
+    summary["rerun_command"] = rerun_command(overrides, spec.run.seed)
+    summary["exit_code"] = raw.exit_code
+    result = RunResult(items=raw.items, depth=raw.depth, summary=summary)
+    write_run(output_dir, result, OmegaConf.to_yaml(OmegaConf.structured(spec)))
+    return result
+
+
+def run(overrides: Sequence[str] = (), output_dir: str | os.PathLike | None = None,
+        echo: Callable[[str], None] = print) -> RunResult:
+    """Compose the config with Hydra overrides, run it, write and return the results.
+
+    ``framework.run(["queue=pipe", "run.duration_s=2"])`` from a notebook does what
+    ``chiefbench queue=pipe run.duration_s=2`` does on the command line.
+    """
+    spec = to_spec(compose(list(overrides)))
+    if output_dir is None:
+        stamp = _dt.datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
+        output_dir = Path("outputs") / "runs" / f"{stamp}_{os.getpid()}"
+    return execute(spec, output_dir, overrides, echo)
