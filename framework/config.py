@@ -58,7 +58,7 @@ class ChiefConfig:
     global_threshold: int = 3
     """The chief takes items only when the global queue holds more than this many."""
     take_batch: int = 1
-    """Items taken per check (oldest first); 0 = drain everything above nothing, i.e. all that is queued."""
+    """Items taken per check (oldest first); 0 = take everything that is queued."""
     rounds: int = 11
     """Checks before the run ends; used only when neither run.duration_s nor run.items is set."""
 
@@ -261,6 +261,10 @@ def validate(spec: Config) -> None:
                           str(exc).split("Fix: ", 1)[-1]) from None
     _require(spec.queue.maxsize >= 0, "queue.maxsize", spec.queue.maxsize,
              "must be 0 (unbounded) or a positive number of items", "e.g. `queue.maxsize=1000`")
+    _require(spec.queue.maxsize == 0 or spec.queue.maxsize > c.global_threshold, "queue.maxsize", spec.queue.maxsize,
+             f"must exceed chief.global_threshold ({c.global_threshold}): the chief takes only from a queue holding "
+             f"more than that, so a smaller bound stalls every worker for ever",
+             f"raise it, e.g. `queue.maxsize={max(1000, c.global_threshold + 1)}`, or lower chief.global_threshold")
     _require(spec.queue.maxsize == 0 or design.supports_maxsize, "queue.maxsize", spec.queue.maxsize,
              f"queue={spec.queue.name} has no item bound (only the OS pipe buffer bounds it)",
              "set `queue.maxsize=0`, or use a bounded design such as `queue=mp_queue`")

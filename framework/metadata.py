@@ -47,7 +47,7 @@ def _git(*args: str) -> str | None:
 def code_version() -> dict[str, Any]:
     """The git commit of the chiefbench checkout and whether its tree had changes."""
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    status = _git("status", "--porcelain") if commit else None
     return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
 
 

@@ -106,7 +106,8 @@ def stability(items: pd.DataFrame, depth: pd.DataFrame, start_ns: int, end_ns: i
     """Arrival rate into the global queue against the chief's service rate, over the window."""
     seconds = (end_ns - start_ns) / 1e9
     if seconds <= 0:
-        return {"arrival_items_per_s": None, "service_items_per_s": None, "unstable": False}
+        return {"arrival_items_per_s": None, "service_items_per_s": None, "global_depth_growth": 0,
+                "unstable": False}
     fwd = items["forwarded_ns"].to_numpy(dtype=np.int64, na_value=-1)
     con = items["consumed_ns"].to_numpy(dtype=np.int64, na_value=-1)
     arrival = int(((fwd >= start_ns) & (fwd <= end_ns)).sum()) / seconds

@@ -54,7 +54,9 @@ class EndOfStream:
     produced: int
     forwarded: int
     wall_s: float
+    """Seconds from the start barrier to this message."""
     cpu_s: float
+    """CPU seconds (user + system) this process spent over the same span."""
     pid: int
     error: str | None = None
     """The worker's formatted traceback if it failed, else None."""

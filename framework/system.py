@@ -62,6 +62,8 @@ HOUSEKEEPING_S = 0.05
 """How often the chief samples depth, checks its workers and refreshes progress while idle."""
 STARTUP_TIMEOUT_S = 120.0
 """Longest wait for every worker to be ready (spawn imports numpy in each)."""
+TAKE_CHUNK_ITEMS = 1024
+"""Most items asked of one get_many: bounds how long one call can overrun the run's end."""
 JOIN_TIMEOUT_S = 5.0
 """Grace given to a worker to exit after its end-of-stream, before terminate, then kill."""
 
@@ -148,10 +150,10 @@ class _Chief:
                 local_threshold=s.workers.local_threshold, forward_batch=s.workers.forward_batch,
                 forward_deadline_s=s.workers.forward_deadline_s, local_queue=s.workers.local_queue,
                 items=s.run.items, on_stop=s.run.on_stop, payload=s.payload, transform=s.transform)
-            p = self.ctx.Process(target=run_worker, args=(wspec, design.producer(wid), self.control, os.getpid()),
+            p = self.ctx.Process(target=run_worker, args=(wspec, design.producer(wid), self.control),
                                  name=f"chiefbench-worker-{wid}")
-            p.start()
             self.procs.append(p)
+            _start_ignoring_signals(p)
         design.producers_started()
         ready_slots = [protocol.worker_slot(w, protocol.READY) for w in range(self.n)]
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -193,20 +195,21 @@ class _Chief:
                 next_check += interval_ns
             depth = self.global_depth()
             if depth > threshold:
-                self.take(consumer, depth if take_batch == 0 else min(take_batch, depth))
+                self.take(consumer, depth if take_batch == 0 else min(take_batch, depth), end_ns)
             self.rounds += 1
             if interval_ns:
                 self.sample_depth(now_ns(), force=True)
             if rounds_limit is not None and self.rounds >= rounds_limit:
                 return
 
-    def take(self, consumer: Any, n: int) -> None:
-        """Take exactly ``n`` items the counters say were forwarded (they may still be in flight)."""
+    def take(self, consumer: Any, n: int, end_ns: int | None) -> None:
+        """Take ``n`` items the counters say were forwarded (they may still be in flight);
+        stop early at ``end_ns``, so a long drain cannot stretch ``run.duration_s``."""
         got = 0
         deadline = time.monotonic() + self.spec.run.drain_timeout_s
-        while got < n:
+        while got < n and (end_ns is None or time.monotonic_ns() < end_ns):
             try:
-                batch = consumer.get_many(n - got, timeout=HOUSEKEEPING_S)
+                batch = consumer.get_many(min(n - got, TAKE_CHUNK_ITEMS), timeout=HOUSEKEEPING_S)
             except queue.Empty:
                 _live_processes(self.procs)
                 if time.monotonic() > deadline:
@@ -272,9 +275,7 @@ class _Chief:
             if not hard:
                 p.join(JOIN_TIMEOUT_S)
             if p.is_alive():
-                p.terminate()
-                p.join(1.0)
-            if p.is_alive():
+                # Workers ignore SIGTERM (the chief alone coordinates a stop): go straight to SIGKILL.
                 p.kill()
                 p.join()
 
@@ -287,13 +288,32 @@ class _Chief:
         where = f"round {self.rounds}/{self.spec.chief.rounds}" if (
             self.spec.run.duration_s is None and self.spec.run.items is None) else f"{elapsed:6.1f} s"
         rate = consumed / elapsed if elapsed > 0 else 0.0
-        line = f"[chief] {where}  produced {produced:,}  consumed {consumed:,}  rate {rate:,.0f} items/s"
+        line = f"[chief] {where}  produced {produced:,}  consumed {consumed:,}  rate {rate:,.4g} items/s"
         if sys.stderr.isatty():
             sys.stderr.write("\r" + line + "\033[K")
             sys.stderr.flush()
         elif now - getattr(self, "_last_line_ns", 0) >= 5e9:
             self._last_line_ns = now
             print(line, file=sys.stderr, flush=True)
+
+
+def _start_ignoring_signals(process: Any) -> None:
+    """Start a worker that ignores Ctrl-C and SIGTERM from its first instruction on.
+
+    A terminal's Ctrl-C (or a group-wide SIGTERM) reaches every process of the group.
+    A spawned interpreter that starts with the signal ignored keeps ignoring it, so no
+    worker dies mid-stream or prints a traceback of its own, even while importing: the
+    chief alone stops the run (and kills a straggler with SIGKILL).
+    """
+    if not _in_main_thread():
+        process.start()
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        process.start()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -307,6 +327,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
                                            chief.n, chief.ctx)
     status, exit_code, consumer = "ok", 0, None
     chief.t0 = t_end = 0
+    chief.cpu0 = time.process_time()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     in_main_thread = _in_main_thread()
     if in_main_thread:
@@ -317,6 +338,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
             chief.start(design)
             consumer = design.consumer()
             chief.t0 = time.monotonic_ns()
+            chief.cpu0 = time.process_time()
             chief.control[protocol.START_NS] = chief.t0
             chief.loop(consumer)
         except RunInterrupted as exc:
@@ -352,7 +374,8 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
     fwd_counters = chief.forwarded()
     forwarded = {w: (chief.reports[w].forwarded if w in chief.reports else fwd_counters[w]) for w in range(chief.n)}
     processes = [{"role": "chief", "worker": -1, "pid": os.getpid(),
-                  "wall_s": (t_end - chief.t0) / 1e9 if chief.t0 else 0.0, "cpu_s": time.process_time()}]
+                  "wall_s": (time.monotonic_ns() - chief.t0) / 1e9 if chief.t0 else 0.0,
+                  "cpu_s": time.process_time() - chief.cpu0}]
     for w in range(chief.n):
         r = chief.reports.get(w)
         processes.append({"role": "worker", "worker": w, "pid": r.pid if r else chief.procs[w].pid if w < len(

@@ -87,11 +87,15 @@ class _MpLocalQueue:
         self._q.join_thread()
 
 
-def run_worker(spec: WorkerSpec, producer: Any, control: Any, parent_pid: int) -> None:
+def run_worker(spec: WorkerSpec, producer: Any, control: Any) -> None:
     """Process entry point. Never raises: a failure travels to the chief as a traceback."""
-    # The chief coordinates Ctrl-C; a worker must not die of it with a traceback of its own.
+    # The chief under fork and spawn, the fork server under forkserver (which exits when
+    # the chief dies): either way, a new parent pid means we were orphaned.
+    parent_pid = os.getppid()
+    # The chief coordinates Ctrl-C and SIGTERM; a worker must not die of them mid-stream.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    started_wall = time.monotonic()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    started_wall, started_cpu = time.monotonic(), time.process_time()
     wid = spec.worker_id
     slot_produced = protocol.worker_slot(wid, protocol.PRODUCED)
     slot_forwarded = protocol.worker_slot(wid, protocol.FORWARDED)
@@ -110,6 +114,8 @@ def run_worker(spec: WorkerSpec, producer: Any, control: Any, parent_pid: int) -
                 break
             time.sleep(0.001)
 
+        # Times in the summary cover the run from the start barrier, as the chief's do.
+        started_wall, started_cpu = time.monotonic(), time.process_time()
         interval_ns = int(spec.interval_s * 1e9)
         deadline_ns = None if spec.forward_deadline_s is None else int(spec.forward_deadline_s * 1e9)
         threshold, batch_size, limit = spec.local_threshold, spec.forward_batch, spec.items
@@ -157,7 +163,7 @@ def run_worker(spec: WorkerSpec, producer: Any, control: Any, parent_pid: int) -
         os._exit(1)
     except BaseException:  # noqa: BLE001 - everything, SystemExit included, goes to the chief
         error = traceback.format_exc()
-    _finish(spec, producer, local, transform, seq, forwarded, started_wall, error)
+    _finish(spec, producer, local, transform, seq, forwarded, started_wall, started_cpu, error)
 
 
 class _ChiefGone(Exception):
@@ -170,7 +176,7 @@ def _check_parent(parent_pid: int) -> None:
 
 
 def _finish(spec: WorkerSpec, producer: Any, local: Any, transform: Any, produced: int, forwarded: int,
-            started_wall: float, error: str | None) -> None:
+            started_wall: float, started_cpu: float, error: str | None) -> None:
     """Send leftovers and the end-of-stream marker, then flush the producer end."""
     try:
         entries = local.drain() if isinstance(local, _MpLocalQueue) else list(local)
@@ -184,7 +190,7 @@ def _finish(spec: WorkerSpec, producer: Any, local: Any, transform: Any, produce
                 leftovers = [(wid, s, c, -1, v) for s, c, v in entries]
             producer.put(protocol.Leftovers(wid, leftovers))
         producer.put(protocol.EndOfStream(
-            spec.worker_id, produced, forwarded, time.monotonic() - started_wall, time.process_time(),
+            spec.worker_id, produced, forwarded, time.monotonic() - started_wall, time.process_time() - started_cpu,
             os.getpid(), error))
         if isinstance(local, _MpLocalQueue):
             local.close()

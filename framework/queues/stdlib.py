@@ -236,8 +236,9 @@ class PipeDesign(QueueDesign):
     FIFO per producer; across producers the chief takes turns among the pipes that
     are ready. A pipe whose every write end is closed (its worker exited) drops out;
     once all have, ``get`` raises ``queue.Empty`` at once. Under the fork start method
-    each worker inherits the write ends of the workers started before it, so a
-    pipe's end-of-file shows only once all those workers have exited.
+    every worker inherits every pipe's write end (all pipes exist before the first
+    worker starts), so a pipe's end-of-file shows only once all workers have exited;
+    the chief relies on the end-of-stream message, not on end-of-file.
 
     Caveat: ``put`` ignores ``block``/``timeout``; the OS pipe buffer is the only bound.
     """

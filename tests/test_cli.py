@@ -1,0 +1,96 @@
+"""The `chiefbench` command as a user runs it: a subprocess, its exit code, its files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.timeout(180)
+
+CHIEFBENCH = str(Path(sys.executable).with_name("chiefbench"))
+
+
+def chiefbench(*args, cwd, **kwargs):
+    return subprocess.run([CHIEFBENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=150, **kwargs)
+
+
+def test_default_run_scaled_down_writes_the_three_files(tmp_path):
+    out = tmp_path / "run"
+    proc = chiefbench("workers.interval_s=0.05", "chief.interval_s=0.1", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "took" in proc.stdout and "status        ok" in proc.stdout and "lost 0" in proc.stdout
+    for name in ("items.parquet", "depth.parquet", "summary.json", "config.yaml"):
+        assert (out / name).is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["rounds"] == 11
+
+
+def test_default_output_directory_is_under_outputs_and_unique(tmp_path):
+    first = chiefbench("run.items=5", "workers.interval_s=0", "chief.interval_s=0", "run.start_method=fork",
+                       cwd=tmp_path)
+    second = chiefbench("run.items=5", "workers.interval_s=0", "chief.interval_s=0", "run.start_method=fork",
+                        cwd=tmp_path)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    runs = sorted(p.parent for p in (tmp_path / "outputs" / "runs").rglob("summary.json"))
+    assert len(runs) == 2 and runs[0] != runs[1]
+
+
+@pytest.mark.parametrize("override, key", [
+    ("workers.count=-3", "workers.count"),
+    ("queue.name=nope", "queue"),
+    ("run.start_method=threads", "run.start_method"),
+])
+def test_bad_config_is_one_paragraph_and_exit_2(tmp_path, override, key):
+    proc = chiefbench(override, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr + proc.stdout
+    message = proc.stderr.strip()
+    assert message.startswith(f"Invalid config: {key}=") and "Fix:" in message and "\n" not in message
+    assert not (tmp_path / "outputs" / "runs").exists() or not list((tmp_path / "outputs").rglob("summary.json"))
+
+
+def test_designs_lists_what_is_installed(tmp_path):
+    proc = chiefbench("--designs", cwd=tmp_path)
+    assert proc.returncode == 0
+    for name in ("mp_queue", "simple_queue", "pipe", "manager_queue"):
+        assert f"{name}" in proc.stdout and "available" in proc.stdout
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_stop_cleanly_and_keep_the_results(tmp_path, signum, code):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([CHIEFBENCH, "workers.interval_s=0.01", "chief.interval_s=0.05", "run.duration_s=60",
+                             f"hydra.run.dir={out}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(psutil.Process(proc.pid).children()) < 2:
+        time.sleep(0.1)
+    workers = psutil.Process(proc.pid).children()
+    time.sleep(1.5)
+    # As a terminal does: the signal reaches the chief and every worker.
+    os.killpg(proc.pid, signum)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr + stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["counts"]["lost"] == 0 and summary["counts"]["produced"] > 0
+    gone, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive
+
+
+def test_multirun_runs_each_job(tmp_path):
+    proc = chiefbench("-m", "queue=pipe,simple_queue", "run.items=20", "workers.interval_s=0", "chief.interval_s=0",
+                      "run.start_method=fork", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summaries = sorted((tmp_path / "sweep").glob("*/summary.json"))
+    assert len(summaries) == 2
+    assert {json.loads(p.read_text())["config"]["queue"]["name"] for p in summaries} == {"pipe", "simple_queue"}

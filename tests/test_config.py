@@ -1,0 +1,102 @@
+"""Config composition (Hydra's compose API) and validation messages."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from framework.config import CONF_DIR, ConfigError, compose, to_spec
+
+
+def test_default_config_is_the_original_program():
+    spec = to_spec(compose())
+    assert (spec.workers.count, spec.workers.interval_s, spec.workers.local_threshold) == (2, 1.0, 5)
+    assert (spec.workers.forward_batch, spec.workers.local_queue) == (1, "deque")
+    assert (spec.chief.interval_s, spec.chief.global_threshold, spec.chief.take_batch, spec.chief.rounds) == (
+        2.0, 3, 1, 11)
+    assert spec.run.duration_s is None and spec.run.items is None
+    assert (spec.payload.name, spec.payload.low, spec.payload.high) == ("randint", 1, 3)
+    assert (spec.transform.name, spec.transform.value) == ("add", 0.1)
+    assert spec.queue.name == "mp_queue" and spec.backend.name == "local"
+
+
+@pytest.mark.parametrize("group", ["queue", "payload", "transform", "backend"])
+def test_every_group_option_composes(group):
+    options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    assert options
+    for option in options:
+        spec = to_spec(compose([f"{group}={option}"]))
+        assert getattr(spec, group).name == option
+
+
+def test_array_payload_fields():
+    spec = to_spec(compose(["payload=array", "payload.shape=[4,8]", "payload.dtype=float32"]))
+    assert spec.payload.shape == [4, 8] and spec.payload.dtype == "float32"
+
+
+def test_null_seed_is_replaced_by_recorded_entropy():
+    a, b = to_spec(compose(["run.seed=null"])), to_spec(compose(["run.seed=null"]))
+    assert isinstance(a.run.seed, int) and a.run.seed != b.run.seed
+
+
+@pytest.mark.parametrize(
+    "override, key, words",
+    [
+        ("workers.count=-1", "workers.count", "between 1 and"),
+        ("workers.count=0", "workers.count", "between 1 and"),
+        ("workers.local_threshold=-1", "workers.local_threshold", "0 or more"),
+        ("workers.interval_s=-0.5", "workers.interval_s", "from 0"),
+        ("chief.interval_s=-1", "chief.interval_s", "from 0"),
+        ("chief.global_threshold=-2", "chief.global_threshold", "0 or more"),
+        ("chief.take_batch=-1", "chief.take_batch", "0 (take everything"),
+        ("chief.rounds=0", "chief.rounds", "at least 1"),
+        ("workers.forward_batch=0", "workers.forward_batch", "at least 1"),
+        ("workers.local_queue=list", "workers.local_queue", "deque"),
+        ("run.duration_s=0", "run.duration_s", "positive"),
+        ("run.items=0", "run.items", "positive"),
+        ("run.start_method=thread", "run.start_method", "start methods"),
+        ("run.on_stop=drop", "run.on_stop", "forward"),
+        ("queue.name=carrier_pigeon", "queue", "mp_queue"),
+        ("queue.maxsize=10", "queue.maxsize", None),  # only with an unbounded design, below
+        ("payload.low=5", "payload.low", "must not exceed"),
+        ("queue.maxsize=3", "queue.maxsize", "must exceed chief.global_threshold"),
+        ("transform.name=square", "transform", "add or none"),
+        ("backend.name=cloud", "backend", "local"),
+    ],
+)
+def test_bad_values_fail_with_one_paragraph(override, key, words):
+    overrides = [override] + (["queue=pipe"] if override == "queue.maxsize=10" else [])
+    with pytest.raises(ConfigError) as info:
+        to_spec(compose(overrides))
+    message = str(info.value)
+    assert info.value.key == key
+    assert message.startswith(f"Invalid config: {key}=") and "Fix: " in message
+    assert "\n" not in message
+    if words:
+        assert words in message
+
+
+def test_unknown_queue_lists_known_designs():
+    with pytest.raises(ConfigError) as info:
+        to_spec(compose(["queue.name=nope"]))
+    for name in ("mp_queue", "simple_queue", "pipe", "manager_queue"):
+        assert name in str(info.value)
+
+
+def test_integer_array_with_fractional_addend_is_refused():
+    with pytest.raises(ConfigError, match="truncated"):
+        to_spec(compose(["payload=array", "payload.dtype=int32"]))
+    to_spec(compose(["payload=array", "payload.dtype=int32", "transform=none"]))
+
+
+def test_unknown_group_option_is_hydras_clear_error():
+    with pytest.raises(ConfigCompositionException, match="queue"):
+        compose(["queue=nope"])
+
+
+def test_hydra_type_errors_stay_hydras():
+    with pytest.raises(ConfigCompositionException, match="workers.count=abc") as info:
+        compose(["workers.count=abc"])
+    assert isinstance(info.value.__cause__, ValidationError)
+    assert "could not be converted to Integer" in str(info.value.__cause__)
