@@ -24,6 +24,8 @@ MAX_WORKERS = 256
 MAX_ITEM_BYTES = 256 * 1024 * 1024
 LOCAL_QUEUES = ("deque", "mp_queue")
 BACKENDS = ("local",)
+ON_FAILURE = ("abort", "restart", "continue")
+ON_FULL = ("block", "drop_oldest", "drop_newest", "fail")
 ON_STOP = ("forward", "keep")
 
 
@@ -49,6 +51,12 @@ class WorkersConfig:
     """Also forward when the oldest local item is older than this (seconds); null = count threshold only."""
     local_queue: str = "deque"
     """The worker's local queue: deque (in-process) or mp_queue (as the original program did)."""
+    on_failure: str = "abort"
+    """When a worker raises, dies or hangs: abort (stop, status failed), restart, or continue without it."""
+    max_restarts: int = 3
+    """Restarts allowed per worker under on_failure=restart; one more failure aborts the run."""
+    heartbeat_timeout_s: float = 10.0
+    """A worker silent this long (not blocked on a full queue) is declared hung and killed."""
 
 
 @dataclass
@@ -92,7 +100,11 @@ class QueueConfig:
     name: str = MISSING
     """The global queue design (see `chiefbench --designs`)."""
     maxsize: int = 0
-    """Bound of the global queue in items (messages for batched puts); 0 = unbounded."""
+    """Bound of the global queue in items, kept by the framework for every design; 0 = unbounded."""
+    max_bytes: int = 0
+    """Bound of the global queue in payload bytes (items x item size); 0 = unbounded."""
+    on_full: str = "block"
+    """What a worker does when the bound is reached: block, drop_oldest, drop_newest or fail."""
 
 
 @dataclass
@@ -134,6 +146,20 @@ class BackendConfig:
 
 
 @dataclass
+class FaultsConfig:
+    worker: int = 0
+    """Which worker the worker faults below hit (each fault once, in the worker's first life)."""
+    kill_worker_after_s: Optional[float] = None
+    """SIGKILL the worker this many seconds after the start barrier."""
+    raise_after_s: Optional[float] = None
+    """Raise an exception in the worker this many seconds after the start barrier."""
+    hang_after_s: Optional[float] = None
+    """Make the worker stop responding (no items, no heartbeat) this many seconds after the start."""
+    chief_delay_s: float = 0.0
+    """Extra seconds the chief sleeps at every check (a slow consumer)."""
+
+
+@dataclass
 class Config:
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     chief: ChiefConfig = field(default_factory=ChiefConfig)
@@ -142,6 +168,7 @@ class Config:
     payload: Any = MISSING
     transform: TransformConfig = field(default_factory=TransformConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
 
 
 PAYLOAD_SCHEMAS = {"randint": RandintPayload, "array": ArrayPayload}
@@ -179,7 +206,8 @@ def to_spec(cfg: Config | DictConfig) -> Config:
     """Resolve into plain dataclasses, fill a null seed, and validate every rule."""
     if isinstance(cfg, DictConfig):
         # Only the keys of the schema travel: Hydra's own node stays behind.
-        plain = {k: cfg[k] for k in ("workers", "chief", "run", "queue", "payload", "transform", "backend") if k in cfg}
+        plain = {k: cfg[k] for k in ("workers", "chief", "run", "queue", "payload", "transform", "backend", "faults")
+                 if k in cfg}
         merged = OmegaConf.merge(OmegaConf.structured(Config), plain)
         payload = merged.payload
         schema = PAYLOAD_SCHEMAS.get(payload.get("name") if isinstance(payload, DictConfig) else None)
@@ -197,6 +225,15 @@ def to_spec(cfg: Config | DictConfig) -> Config:
         spec.run.seed = int.from_bytes(os.urandom(8), "little")
     validate(spec)
     return spec
+
+
+def item_bound(spec: Config) -> int | None:
+    """The global queue's bound in items, from queue.maxsize and queue.max_bytes; None = unbounded."""
+    from framework.payloads import item_nbytes
+
+    bounds = [b for b in (spec.queue.maxsize, spec.queue.max_bytes // item_nbytes(spec.payload)
+                          if spec.queue.max_bytes else 0) if b]
+    return min(bounds) if bounds else None
 
 
 def _require(ok: bool, key: str, value: Any, rule: str, fix: str) -> None:
@@ -229,6 +266,13 @@ def validate(spec: Config) -> None:
              "e.g. `workers.forward_deadline_s=0.05` or `workers.forward_deadline_s=null`")
     _require(w.local_queue in LOCAL_QUEUES, "workers.local_queue", w.local_queue,
              f"must be one of {', '.join(LOCAL_QUEUES)}", "e.g. `workers.local_queue=deque`")
+    _require(w.on_failure in ON_FAILURE, "workers.on_failure", w.on_failure, f"must be one of {', '.join(ON_FAILURE)}",
+             "e.g. `workers.on_failure=restart`")
+    _require(0 <= w.max_restarts <= 1000, "workers.max_restarts", w.max_restarts, "must be between 0 and 1000",
+             "e.g. `workers.max_restarts=3`")
+    _require(_finite(w.heartbeat_timeout_s) and 0.2 <= w.heartbeat_timeout_s <= 86400, "workers.heartbeat_timeout_s",
+             w.heartbeat_timeout_s, "must be at least 0.2 s (workers beat every 50 ms while idle)",
+             "e.g. `workers.heartbeat_timeout_s=10`")
     _require(c.global_threshold >= 0, "chief.global_threshold", c.global_threshold,
              "must be 0 or more (the chief takes items only when the queue holds more than this)",
              "e.g. `chief.global_threshold=3`")
@@ -261,13 +305,10 @@ def validate(spec: Config) -> None:
                           str(exc).split("Fix: ", 1)[-1]) from None
     _require(spec.queue.maxsize >= 0, "queue.maxsize", spec.queue.maxsize,
              "must be 0 (unbounded) or a positive number of items", "e.g. `queue.maxsize=1000`")
-    _require(spec.queue.maxsize == 0 or spec.queue.maxsize > c.global_threshold, "queue.maxsize", spec.queue.maxsize,
-             f"must exceed chief.global_threshold ({c.global_threshold}): the chief takes only from a queue holding "
-             f"more than that, so a smaller bound stalls every worker for ever",
-             f"raise it, e.g. `queue.maxsize={max(1000, c.global_threshold + 1)}`, or lower chief.global_threshold")
-    _require(spec.queue.maxsize == 0 or design.supports_maxsize, "queue.maxsize", spec.queue.maxsize,
-             f"queue={spec.queue.name} has no item bound (only the OS pipe buffer bounds it)",
-             "set `queue.maxsize=0`, or use a bounded design such as `queue=mp_queue`")
+    _require(spec.queue.max_bytes >= 0, "queue.max_bytes", spec.queue.max_bytes,
+             "must be 0 (unbounded) or a positive number of bytes", "e.g. `queue.max_bytes=1000000`")
+    _require(spec.queue.on_full in ON_FULL, "queue.on_full", spec.queue.on_full, f"must be one of {', '.join(ON_FULL)}",
+             "e.g. `queue.on_full=block`")
 
     p = spec.payload
     _require(p.low <= p.high, "payload.low", p.low, f"must not exceed payload.high ({p.high})",
@@ -297,5 +338,26 @@ def validate(spec: Config) -> None:
              "e.g. `transform=add`")
     _require(_finite(spec.transform.value), "transform.value", spec.transform.value, "must be a finite number",
              "e.g. `transform.value=0.1`")
+    nbytes = item_nbytes(p)
+    q = spec.queue
+    _require(q.max_bytes == 0 or nbytes <= q.max_bytes, "queue.max_bytes", q.max_bytes,
+             f"one item of this payload is {nbytes:,} bytes, larger than the queue's whole capacity of "
+             f"{q.max_bytes:,} bytes, so it could never be put",
+             f"raise `queue.max_bytes` to at least {nbytes} (better, a multiple of it), or shrink payload.shape")
+    bound = item_bound(spec)
+    _require(bound is None or bound > c.global_threshold, "queue.maxsize" if q.maxsize else "queue.max_bytes",
+             q.maxsize or q.max_bytes,
+             f"bounds the queue to {bound} items, not more than chief.global_threshold ({c.global_threshold}): the "
+             f"chief takes only from a queue holding more than that, so every worker would stall for ever",
+             f"raise the bound above {c.global_threshold} items, or lower chief.global_threshold")
+    f = spec.faults
+    _require(0 <= f.worker < w.count, "faults.worker", f.worker, f"must name a worker from 0 to {w.count - 1}",
+             "e.g. `faults.worker=0`")
+    for key in ("kill_worker_after_s", "raise_after_s", "hang_after_s"):
+        value = getattr(f, key)
+        _require(value is None or (_finite(value) and value >= 0), f"faults.{key}", value,
+                 "must be null or a number of seconds after the start, 0 or more", f"e.g. `faults.{key}=1.5`")
+    _require(_finite(f.chief_delay_s) and 0 <= f.chief_delay_s <= 3600, "faults.chief_delay_s", f.chief_delay_s,
+             "must be a number of seconds from 0 to 3600", "e.g. `faults.chief_delay_s=0.1`")
     _require(spec.backend.name in BACKENDS, "backend", spec.backend.name,
              f"known backends: {', '.join(BACKENDS)}", "use `backend=local`")

@@ -49,56 +49,68 @@ def latency_table(items: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def accounting(items: pd.DataFrame, produced: dict[int, int]) -> tuple[dict[str, int], list[dict]]:
+def accounting(items: pd.DataFrame, produced: dict[int, int],
+               dead_local: list[tuple[int, int, int]] = ()) -> tuple[dict[str, int], list[dict]]:
     """Check by sequence numbers that every produced item is recorded exactly once.
 
-    Returns the totals and one row per worker with ``lost``, ``duplicates`` and the
-    first few missing / duplicated / unexpected sequence numbers.
+    ``dead_local`` lists (worker, first, end): seqs [first, end) sat in the local queue of a
+    worker process that died. A missing seq is lost for a reason: ``dead_worker_local``
+    (inside such a range), ``in_transit`` (a worker that died had forwarded it, but it
+    never arrived) or ``unexplained`` (no worker of that id died: a bug, or a broken design).
+    Returns the totals and one row per worker, naming the first few seqs of each kind.
     """
     per_worker = []
     by_worker = {w: g["seq"].to_numpy() for w, g in items.groupby("worker", observed=True)}
+    died = {w for w, _, _ in dead_local}
     for w in sorted(produced):
         seqs = by_worker.get(w, np.empty(0, np.int64))
         unique, counts = np.unique(seqs, return_counts=True)
         expected = produced[w]
         in_range = unique[(unique >= 0) & (unique < expected)]
+        missing = np.setdiff1d(np.arange(expected), in_range)
+        local = np.zeros(missing.size, bool)
+        for dw, first, end in dead_local:
+            if dw == w:
+                local |= (missing >= first) & (missing < end)
         row = {
             "worker": w,
             "produced": expected,
             "recorded": int(seqs.size),
-            "lost": int(expected - in_range.size),
+            "lost": int(missing.size),
+            "lost_dead_worker_local": int(local.sum()),
+            "lost_in_transit": int((~local).sum()) if w in died else 0,
+            "lost_unexplained": 0 if w in died else int(missing.size),
             "duplicates": int(seqs.size - unique.size),
             "unexpected": int(unique.size - in_range.size),
         }
         if row["lost"]:
-            row["missing_seqs"] = np.setdiff1d(np.arange(expected), in_range)[:MISSING_SEQS_SHOWN].tolist()
+            row["missing_seqs"] = missing[:MISSING_SEQS_SHOWN].tolist()
         if row["duplicates"]:
             row["duplicated_seqs"] = unique[counts > 1][:MISSING_SEQS_SHOWN].tolist()
         if row["unexpected"]:
             row["unexpected_seqs"] = np.setdiff1d(unique, in_range)[:MISSING_SEQS_SHOWN].tolist()
         per_worker.append(row)
     state_counts = items["state"].value_counts()
-    totals = {
-        "produced": int(sum(produced.values())),
-        "consumed": int(state_counts.get("consumed", 0)),
-        "left_global": int(state_counts.get("left_global", 0)),
-        "left_local": int(state_counts.get("left_local", 0)),
-        "lost": sum(r["lost"] for r in per_worker),
-        "duplicates": sum(r["duplicates"] for r in per_worker),
-        "unexpected": sum(r["unexpected"] for r in per_worker),
-    }
+    totals = {"produced": int(sum(produced.values()))}
+    for state in ("consumed", "left_global", "left_local", "dropped_oldest", "dropped_newest"):
+        totals[state] = int(state_counts.get(state, 0))
+    for key in ("lost", "lost_dead_worker_local", "lost_in_transit", "lost_unexplained", "duplicates", "unexpected"):
+        totals[key] = sum(r[key] for r in per_worker)
     totals["left_in_queues"] = totals["left_global"] + totals["left_local"]
+    totals["dropped"] = totals["dropped_oldest"] + totals["dropped_newest"]
     return totals, per_worker
 
 
 def accounting_errors(totals: dict[str, int], per_worker: list[dict]) -> list[str]:
-    """Sentences naming each worker that lost, duplicated or invented an item."""
+    """Sentences naming each worker that lost (without a dead process to explain it),
+    duplicated or invented an item."""
     errors = []
     for row in per_worker:
-        for key, label in (("lost", "missing_seqs"), ("duplicates", "duplicated_seqs"),
+        for key, label in (("lost_unexplained", "missing_seqs"), ("duplicates", "duplicated_seqs"),
                            ("unexpected", "unexpected_seqs")):
             if row[key]:
-                errors.append(f"worker {row['worker']}: {row[key]} item(s) {key} (seq {row.get(label)}...)")
+                errors.append(f"worker {row['worker']}: {row[key]} item(s) {key.replace('_', ' ')} "
+                              f"(seq {row.get(label)}...)")
     return errors
 
 
@@ -118,3 +130,22 @@ def stability(items: pd.DataFrame, depth: pd.DataFrame, start_ns: int, end_ns: i
     unstable = arrival > UNSTABLE_RATIO * service and growth > 0
     return {"arrival_items_per_s": arrival, "service_items_per_s": service,
             "global_depth_growth": growth, "unstable": bool(unstable)}
+
+
+MEMORY_COLUMNS = ["t_ns", "role", "worker", "pid", "rss_bytes"]
+
+
+def memory_frame(samples: list[tuple]) -> pd.DataFrame:
+    """Resident memory of every process, sampled by the chief once a second."""
+    return pd.DataFrame(samples, columns=MEMORY_COLUMNS)
+
+
+def memory_summary(samples: list[tuple]) -> list[dict[str, Any]]:
+    """Per process: first, last and peak resident memory (bytes), and the number of samples."""
+    df = memory_frame(samples)
+    rows = []
+    for (role, worker, pid), g in df.groupby(["role", "worker", "pid"], sort=False):
+        rss = g["rss_bytes"].to_numpy()
+        rows.append({"role": role, "worker": int(worker), "pid": int(pid), "samples": int(rss.size),
+                     "rss_first_bytes": int(rss[0]), "rss_last_bytes": int(rss[-1]), "rss_peak_bytes": int(rss.max())})
+    return rows

@@ -40,7 +40,8 @@ def make_source(payload: Any, rng: np.random.Generator) -> Callable[[], Any]:
 def value_reader(payload: Any) -> Callable[[Any], float] | None:
     """How the recorder reduces an item to its recorded value; None means the item is the value."""
     if payload.name == "array":
-        return lambda item: item.flat[0]
+        # Rows of dropped items carry NaN instead of the array.
+        return lambda item: item.flat[0] if type(item) is np.ndarray else item
     return None
 
 

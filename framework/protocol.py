@@ -20,11 +20,15 @@ STOP = 0
 """Non-zero once the chief asks workers to stop."""
 START_NS = 1
 """The start barrier: 0 until every worker is ready, then the run's t0."""
-CONSUMED = 2
-"""Items the chief has taken so far."""
+TAKEN = 2
+"""Items that left the global queue by the chief's hand (consumed, evicted, or known lost in transit)."""
 HEADER_SLOTS = 8
-PRODUCED, FORWARDED, HEARTBEAT_NS, READY = range(4)
-WORKER_SLOTS = 4
+PRODUCED, FORWARDED, DROPPED, HEARTBEAT_NS, READY, BLOCKED_NS = range(6)
+"""Per worker: items created; put on the global queue; dropped (drop_newest); last sign of life;
+ready at the barrier; nanoseconds spent blocked on a full queue. Counts continue across restarts."""
+WORKER_SLOTS = 6
+IN_PUT = -1
+"""HEARTBEAT_NS while a worker is inside a put: blocked by a full queue is alive, not hung."""
 
 
 def worker_slot(worker_id: int, field: int) -> int:
@@ -47,12 +51,25 @@ class Leftovers:
 
 
 @dataclass
+class WorkerError:
+    """A worker's exception, sent on the side channel at once (the data queue may be slow)."""
+
+    worker: int
+    incarnation: int
+    traceback: str
+
+
+@dataclass
 class EndOfStream:
     """A worker's last message: nothing from it follows. Carries its own account."""
 
     worker: int
+    incarnation: int
     produced: int
     forwarded: int
+    dropped: list
+    """(seq, created_ns) of each item dropped under queue.on_full=drop_newest."""
+    blocked_s: float
     wall_s: float
     """Seconds from the start barrier to this message."""
     cpu_s: float

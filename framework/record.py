@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-CONSUMED, LEFT_GLOBAL, LEFT_LOCAL = 0, 1, 2
-STATES = ("consumed", "left_global", "left_local")
+CONSUMED, LEFT_GLOBAL, LEFT_LOCAL, DROPPED_OLDEST, DROPPED_NEWEST = range(5)
+STATES = ("consumed", "left_global", "left_local", "dropped_oldest", "dropped_newest")
 """consumed: taken by the chief's rule during the run; left_global: on the global queue at
-stop; left_local: in a worker's local queue at stop."""
+stop; left_local: in a worker's local queue when it stopped; dropped_oldest: evicted by the
+chief past the bound; dropped_newest: refused by a worker at the bound (never forwarded)."""
 NO_STAMP = -1
 """A stamp that never happened (an item kept local was never forwarded or consumed)."""
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -34,14 +35,21 @@ class ItemRecorder:
         self._pending: list[tuple] = []
         self._batches: list[tuple[int, int, int]] = []
         self._chunks: list[dict[str, np.ndarray]] = []
-        self.consumed = 0
+        self._counts = [0] * len(STATES)
+
+    @property
+    def consumed(self) -> int:
+        return self._counts[CONSUMED]
+
+    def count(self, state: int) -> int:
+        """Items recorded so far in ``state``."""
+        return self._counts[state]
 
     def add(self, items: list[tuple], consumed_ns: int, state: int = CONSUMED) -> None:
         """Record a batch taken at ``consumed_ns`` (NO_STAMP for items never consumed)."""
         self._pending.extend(items)
         self._batches.append((len(items), consumed_ns, state))
-        if state == CONSUMED:
-            self.consumed += len(items)
+        self._counts[state] += len(items)
         if len(self._pending) >= self._chunk_items:
             self._compact()
 

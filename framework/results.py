@@ -4,6 +4,7 @@ A run directory holds::
 
     items.parquet   one row per item: worker, seq, value, created_ns, forwarded_ns, consumed_ns, state
     depth.parquet   t_ns, elapsed_s, queue (global | local), worker (-1 = global), depth
+    memory.parquet  t_ns, role, worker, pid, rss_bytes (each process, once a second)
     summary.json    status, counts, throughput, latency, processes, config, metadata
     config.yaml     the resolved config (what ran, seeds included)
 
@@ -22,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 ITEMS_FILE, DEPTH_FILE, SUMMARY_FILE, CONFIG_FILE = "items.parquet", "depth.parquet", "summary.json", "config.yaml"
+MEMORY_FILE = "memory.parquet"
 
 
 class ResultsWriteError(OSError):
@@ -39,6 +41,8 @@ class RunResult:
     summary: dict[str, Any]
     """Everything in summary.json."""
     directory: Path | None = None
+    memory: pd.DataFrame | None = None
+    """Resident memory per process over time (t_ns, role, worker, pid, rss_bytes)."""
 
     @property
     def status(self) -> str:
@@ -81,6 +85,8 @@ def write_run(directory: str | os.PathLike, result: RunResult, config_yaml: str)
         out.mkdir(parents=True, exist_ok=True)
         _atomic(out / ITEMS_FILE, lambda p: result.items.to_parquet(p, index=False))
         _atomic(out / DEPTH_FILE, lambda p: result.depth.to_parquet(p, index=False))
+        if result.memory is not None:
+            _atomic(out / MEMORY_FILE, lambda p: result.memory.to_parquet(p, index=False))
         _atomic(out / CONFIG_FILE, lambda p: p.write_text(config_yaml))
         _atomic(out / SUMMARY_FILE, lambda p: p.write_text(json.dumps(result.summary, indent=2, default=str)))
     except OSError as exc:
@@ -100,5 +106,6 @@ def load_run(directory: str | os.PathLike) -> RunResult:
     if not summary_path.exists():
         raise FileNotFoundError(f"{str(out)!r} holds no {SUMMARY_FILE}: it is not a complete chiefbench run directory")
     summary = json.loads(summary_path.read_text())
+    memory = pd.read_parquet(out / MEMORY_FILE) if (out / MEMORY_FILE).exists() else None
     return RunResult(items=pd.read_parquet(out / ITEMS_FILE), depth=pd.read_parquet(out / DEPTH_FILE),
-                     summary=summary, directory=out)
+                     summary=summary, directory=out, memory=memory)

@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from framework import metrics
-from framework.config import Config, compose, to_spec
+from framework.config import Config, compose, item_bound, to_spec
 from framework.metadata import SCHEMA_VERSION, machine_metadata
 from framework.payloads import item_nbytes
 from framework.results import RunResult, write_run
@@ -25,8 +25,9 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
     start_ns, end_ns = metrics.window_bounds(raw.t0_ns, raw.t_end_ns, spec.run.warmup_s)
     window = metrics.measured_items(raw.items, start_ns, end_ns)
     seconds = max(0.0, (end_ns - start_ns) / 1e9)
-    totals, per_worker = metrics.accounting(raw.items, raw.produced)
+    totals, per_worker = metrics.accounting(raw.items, raw.produced, raw.dead_local)
     totals["forwarded"] = int(sum(raw.forwarded.values()))
+    totals["restarts"] = int(sum(raw.restarts.values()))
     errors = list(raw.errors)
     status = raw.status
     problems = metrics.accounting_errors(totals, per_worker)
@@ -35,8 +36,15 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         if status == "ok":
             status = "failed"
     warnings = []
+    if totals["lost_dead_worker_local"] or totals["lost_in_transit"]:
+        warnings.append(
+            f"{totals['lost_dead_worker_local']} item(s) were in the local queue of a worker process that died and "
+            f"{totals['lost_in_transit']} were lost in transit from one (see failures and per_worker).")
+    if totals["dropped"]:
+        warnings.append(f"{totals['dropped']} item(s) were dropped at the queue bound (queue.on_full="
+                        f"{spec.queue.on_full}): {totals['dropped_oldest']} oldest, {totals['dropped_newest']} newest.")
     stable = metrics.stability(raw.items, raw.depth, start_ns, end_ns)
-    if stable["unstable"]:
+    if stable["unstable"] and item_bound(spec) is None:
         warnings.append(
             f"unstable configuration: items arrive on the global queue at {stable['arrival_items_per_s']:.3g}/s but "
             f"the chief takes only {stable['service_items_per_s']:.3g}/s, so the queue grew by "
@@ -62,6 +70,9 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         "throughput_mb_per_s": rate * nbytes / 1e6 if rate is not None else None,
         "item_bytes": nbytes,
         "stability": stable,
+        "failures": raw.failures,
+        "blocked_s": {"total": sum(raw.blocked_s.values()), **{str(w): s for w, s in raw.blocked_s.items()}},
+        "memory": metrics.memory_summary(raw.memory),
         "latency_ms": metrics.latency_table(window).to_dict(orient="index"),
         "processes": raw.processes,
         "config": asdict(spec),
@@ -82,7 +93,7 @@ def execute(spec: Config, output_dir: str | os.PathLike, overrides: Sequence[str
     summary = summarize(raw, spec)
     summary["rerun_command"] = rerun_command(overrides, spec.run.seed)
     summary["exit_code"] = raw.exit_code
-    result = RunResult(items=raw.items, depth=raw.depth, summary=summary)
+    result = RunResult(items=raw.items, depth=raw.depth, summary=summary, memory=metrics.memory_frame(raw.memory))
     write_run(output_dir, result, OmegaConf.to_yaml(OmegaConf.structured(spec)))
     return result
 

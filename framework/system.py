@@ -35,6 +35,21 @@ Shutdown protocol:
    the summary says which worker lost or duplicated what.
 
 A second Ctrl-C during the drain kills the workers at once (still reaped, still closed).
+
+Worker failures. A worker that raises sends ``WorkerError`` on a side channel at once
+(then leftovers and ``EndOfStream`` as usual); one that dies shows as an exit code;
+one that hangs stops writing its heartbeat (a worker blocked inside a put marks itself
+``IN_PUT`` and is not hung). The chief checks every 50 ms and applies
+``workers.on_failure``: ``abort`` (stop, status failed), ``continue`` (carry on
+without it) or ``restart`` (a new process with the next seed stream of that worker,
+its sequence numbers and counters continued, at most ``workers.max_restarts`` times).
+What a dead worker held in its local queue is exactly the seqs in
+[FORWARDED + DROPPED, PRODUCED) at its death: counted lost with that reason.
+
+Backpressure. With a bound (``queue.maxsize`` / ``queue.max_bytes``, in items) workers
+check the counter depth before each forward: ``block`` waits (time recorded),
+``drop_newest`` drops the batch (seqs reported in ``EndOfStream``), ``fail`` raises;
+under ``drop_oldest`` the chief evicts the oldest items past the bound.
 """
 
 from __future__ import annotations
@@ -50,12 +65,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import psutil
 
 from framework import protocol
-from framework.config import Config
+from framework.config import Config, item_bound
 from framework.payloads import item_nbytes, value_reader
 from framework.queues import QueueSettings, design_class
-from framework.record import LEFT_GLOBAL, LEFT_LOCAL, NO_STAMP, DepthRecorder, ItemRecorder
+from framework.record import DROPPED_NEWEST, DROPPED_OLDEST, LEFT_GLOBAL, LEFT_LOCAL, NO_STAMP, DepthRecorder, \
+    ItemRecorder
 from framework.worker import WorkerSpec, run_worker
 
 HOUSEKEEPING_S = 0.05
@@ -65,7 +82,9 @@ STARTUP_TIMEOUT_S = 120.0
 TAKE_CHUNK_ITEMS = 1024
 """Most items asked of one get_many: bounds how long one call can overrun the run's end."""
 JOIN_TIMEOUT_S = 5.0
-"""Grace given to a worker to exit after its end-of-stream, before terminate, then kill."""
+"""Grace given to a worker to exit after its end-of-stream, before SIGKILL."""
+FAULT_KINDS = (("kill_worker_after_s", "kill"), ("raise_after_s", "raise"), ("hang_after_s", "hang"))
+
 
 
 class RunInterrupted(Exception):
@@ -78,7 +97,7 @@ class RunInterrupted(Exception):
 
 
 class WorkerFailed(Exception):
-    """A worker raised or died; the message names which and how."""
+    """A worker raised, died or hung and the policy says stop; the message says which and how."""
 
 
 @dataclass
@@ -96,73 +115,204 @@ class RawRun:
     errors: list[str] = field(default_factory=list)
     rounds: int = 0
     exit_code: int = 0
-
-
-def _live_processes(procs: list) -> None:
-    for wid, p in enumerate(procs):
-        if p.exitcode is not None:
-            raise WorkerFailed(f"worker {wid} (pid {p.pid}) exited with code {p.exitcode} before the run ended")
+    failures: list[dict] = field(default_factory=list)
+    """One entry per worker failure: worker, incarnation, kind, time_s, detail, action."""
+    dead_local: list[tuple[int, int, int]] = field(default_factory=list)
+    """(worker, first, end): seqs [first, end) were in a dead worker's local queue."""
+    blocked_s: dict[int, float] = field(default_factory=dict)
+    restarts: dict[int, int] = field(default_factory=dict)
+    memory: list[tuple] = field(default_factory=list)
+    """(t_ns, role, worker, pid, rss_bytes) samples."""
 
 
 class _Chief:
     """The main process's side of one run."""
 
-    def __init__(self, spec: Config, echo: Callable[[str], None]) -> None:
+    def __init__(self, spec: Config, design: Any, ctx: Any, echo: Callable[[str], None]) -> None:
         self.spec = spec
+        self.design = design
+        self.ctx = ctx
         self.echo = echo
         self.n = spec.workers.count
-        self.ctx = multiprocessing.get_context(spec.run.start_method)
-        self.control = protocol.control_block(self.ctx, self.n)
+        self.control = protocol.control_block(ctx, self.n)
+        self.errors_channel = ctx.SimpleQueue()
         self.items = ItemRecorder(value_reader(spec.payload), item_nbytes(spec.payload))
         self.depth = DepthRecorder(self.n)
-        self.procs: list = []
-        self.reports: dict[int, protocol.EndOfStream] = {}
+        self.bound = item_bound(spec)
+        self.procs: dict[int, Any] = {}
+        self.retired: list = []
+        self.incarnation = [0] * self.n
+        self.restarts = [0] * self.n
+        self.dead: set[int] = set()
+        self.pending_restart: dict[int, Any] = {}
+        self.awaiting_eos: set[tuple[int, int]] = set()
+        self.handled: set[tuple[int, int]] = set()
+        self.failures: list[dict] = []
+        self.dead_local: list[tuple[int, int, int]] = []
+        self.reports: dict[tuple[int, int], protocol.EndOfStream] = {}
         self.errors: list[str] = []
+        self.evicted = 0
+        self.in_transit_lost = 0
         self.rounds = 0
+        self.t0 = 0
+        self.memory: list[tuple] = []
         self.print_items = spec.run.print_items if spec.run.print_items is not None else spec.chief.interval_s > 0
-        self._produced_slots = [protocol.worker_slot(w, protocol.PRODUCED) for w in range(self.n)]
-        self._forwarded_slots = [protocol.worker_slot(w, protocol.FORWARDED) for w in range(self.n)]
+        self._slots = {f: [protocol.worker_slot(w, f) for w in range(self.n)]
+                       for f in (protocol.PRODUCED, protocol.FORWARDED, protocol.DROPPED, protocol.HEARTBEAT_NS,
+                                 protocol.READY, protocol.BLOCKED_NS)}
+        self.sample_ns = int(spec.run.depth_sample_s * 1e9)
         self._last_sample_ns = 0
         self._last_progress_ns = 0
+        self._last_line_ns = 0
+        self._last_memory_ns = 0
 
     # -- counters ------------------------------------------------------------------
+    def counter(self, field: int) -> list[int]:
+        return [self.control[s] for s in self._slots[field]]
+
     def produced(self) -> list[int]:
-        return [self.control[s] for s in self._produced_slots]
+        return self.counter(protocol.PRODUCED)
 
     def forwarded(self) -> list[int]:
-        return [self.control[s] for s in self._forwarded_slots]
+        return self.counter(protocol.FORWARDED)
+
+    def taken(self) -> int:
+        return self.items.consumed + self.evicted + self.in_transit_lost
 
     def global_depth(self) -> int:
-        return sum(self.forwarded()) - self.items.consumed
+        return sum(self.forwarded()) - self.taken()
+
+    def publish_taken(self) -> None:
+        self.control[protocol.TAKEN] = self.taken()
 
     def sample_depth(self, now: int, force: bool = False) -> None:
         if force or now - self._last_sample_ns >= self.sample_ns:
-            produced, forwarded = self.produced(), self.forwarded()
-            self.depth.add(now, sum(forwarded) - self.items.consumed, [p - f for p, f in zip(produced, forwarded)])
+            produced, forwarded, dropped = self.produced(), self.forwarded(), self.counter(protocol.DROPPED)
+            self.depth.add(now, sum(forwarded) - self.taken(),
+                           [p - f - d for p, f, d in zip(produced, forwarded, dropped)])
             self._last_sample_ns = now
 
-    # -- life cycle ------------------------------------------------------------------
-    def start(self, design: Any) -> None:
-        s = self.spec
-        for wid in range(self.n):
-            wspec = WorkerSpec(
-                worker_id=wid, seed=s.run.seed, interval_s=s.workers.interval_s,
-                local_threshold=s.workers.local_threshold, forward_batch=s.workers.forward_batch,
-                forward_deadline_s=s.workers.forward_deadline_s, local_queue=s.workers.local_queue,
-                items=s.run.items, on_stop=s.run.on_stop, payload=s.payload, transform=s.transform)
-            p = self.ctx.Process(target=run_worker, args=(wspec, design.producer(wid), self.control),
-                                 name=f"chiefbench-worker-{wid}")
-            self.procs.append(p)
-            _start_ignoring_signals(p)
-        design.producers_started()
-        ready_slots = [protocol.worker_slot(w, protocol.READY) for w in range(self.n)]
+    def sample_memory(self, now: int) -> None:
+        if now - self._last_memory_ns < 1e9:
+            return
+        self._last_memory_ns = now
+        pids = [("chief", -1, os.getpid())] + [("worker", w, p.pid) for w, p in self.procs.items()]
+        for role, w, pid in pids:
+            try:
+                self.memory.append((now, role, w, pid, psutil.Process(pid).memory_info().rss))
+            except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+                pass
+
+    # -- workers ---------------------------------------------------------------------
+    def start_worker(self, w: int) -> None:
+        s, k = self.spec, self.incarnation[w]
+        fault = None
+        if w == s.faults.worker and k == 0:
+            due = [(getattr(s.faults, key), kind) for key, kind in FAULT_KINDS if getattr(s.faults, key) is not None]
+            if due:
+                at, kind = min(due)
+                fault = (kind, at)
+        wspec = WorkerSpec(
+            worker_id=w, seed=s.run.seed, interval_s=s.workers.interval_s,
+            local_threshold=s.workers.local_threshold, forward_batch=s.workers.forward_batch,
+            forward_deadline_s=s.workers.forward_deadline_s, local_queue=s.workers.local_queue,
+            items=s.run.items, on_stop=s.run.on_stop, payload=s.payload, transform=s.transform,
+            n_workers=self.n, bound=self.bound, on_full=s.queue.on_full, incarnation=k,
+            seq_start=self.control[self._slots[protocol.PRODUCED][w]],
+            forwarded_start=self.control[self._slots[protocol.FORWARDED][w]],
+            dropped_start=self.control[self._slots[protocol.DROPPED][w]], fault=fault)
+        producer = self.design.producer(w) if k == 0 else self.design.respawn_producer(w)
+        p = self.ctx.Process(target=run_worker, args=(wspec, producer, self.control, self.errors_channel),
+                             name=f"chiefbench-worker-{w}")
+        self.procs[w] = p
+        self.awaiting_eos.add((w, k))
+        _start_ignoring_signals(p)
+
+    def start(self) -> None:
+        for w in range(self.n):
+            self.start_worker(w)
+        self.design.producers_started()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not all(self.control[slot] for slot in ready_slots):
-            _live_processes(self.procs)
+        while not all(self.control[slot] for slot in self._slots[protocol.READY]):
+            self.check_workers(time.monotonic_ns(), starting=True)
             if time.monotonic() > deadline:
                 raise WorkerFailed(f"workers were not ready within {STARTUP_TIMEOUT_S:.0f} s")
             time.sleep(0.002)
 
+    def check_workers(self, now: int, starting: bool = False) -> None:
+        """Find failed workers (side channel, exit codes, heartbeats) and apply the policy."""
+        self.read_side_channel()
+        timeout_ns = int(self.spec.workers.heartbeat_timeout_s * 1e9)
+        for w, p in list(self.procs.items()):
+            k = self.incarnation[w]
+            if w in self.dead or w in self.pending_restart or (w, k) in self.handled:
+                continue
+            if p.exitcode is not None:
+                self.read_side_channel()  # its traceback may have landed after our first look
+                if (w, k) not in self.handled:
+                    self.on_failure(w, k, "died", f"exited with code {p.exitcode} (pid {p.pid})")
+                continue
+            beat = self.control[self._slots[protocol.HEARTBEAT_NS][w]]
+            if not starting and beat != protocol.IN_PUT and beat > 0 and now - beat > timeout_ns:
+                p.kill()
+                p.join()
+                self.on_failure(w, k, "hung", f"no heartbeat for {(now - beat) / 1e9:.1f} s "
+                                              f"(workers.heartbeat_timeout_s={self.spec.workers.heartbeat_timeout_s}); "
+                                              f"killed (pid {p.pid})")
+        self.restart_pending()
+
+    def read_side_channel(self) -> None:
+        while not self.errors_channel.empty():
+            e = self.errors_channel.get()
+            self.on_failure(e.worker, e.incarnation, "exception", e.traceback)
+
+    def on_failure(self, w: int, k: int, kind: str, detail: str) -> None:
+        if (w, k) in self.handled or k != self.incarnation[w]:
+            return
+        self.handled.add((w, k))
+        policy = self.spec.workers.on_failure
+        entry = {"worker": w, "incarnation": k, "kind": kind,
+                 "time_s": (time.monotonic_ns() - self.t0) / 1e9 if self.t0 else 0.0, "detail": detail}
+        self.failures.append(entry)
+        if kind != "exception":
+            # No end-of-stream will come; its local queue is exactly these seqs.
+            self.awaiting_eos.discard((w, k))
+            produced = self.control[self._slots[protocol.PRODUCED][w]]
+            popped = self.control[self._slots[protocol.FORWARDED][w]] + self.control[self._slots[protocol.DROPPED][w]]
+            if produced > popped:
+                self.dead_local.append((w, popped, produced))
+        summary = detail.strip().splitlines()[-1] if detail.strip() else kind
+        what = f"worker {w} {'raised' if kind == 'exception' else kind}: {summary}"
+        if policy == "restart" and self.restarts[w] < self.spec.workers.max_restarts:
+            self.restarts[w] += 1
+            self.pending_restart[w] = self.procs[w]
+            entry["action"] = f"restart {self.restarts[w]} of {self.spec.workers.max_restarts}"
+            return
+        if policy == "continue":
+            self.dead.add(w)
+            entry["action"] = "continue without it"
+            self.errors.append(what + " (continued without it)" + ("" if kind != "exception" else "\n" + detail))
+            if len(self.dead) == self.n:
+                raise WorkerFailed("every worker has failed (workers.on_failure=continue)")
+            return
+        entry["action"] = "abort"
+        if policy == "restart":
+            what += f"; workers.max_restarts={self.spec.workers.max_restarts} reached"
+            entry["action"] = "abort (max_restarts reached)"
+        self.errors.append(what + ("\n" + detail if kind == "exception" else ""))
+        raise WorkerFailed(what)
+
+    def restart_pending(self) -> None:
+        for w, old in list(self.pending_restart.items()):
+            if old.exitcode is None:
+                continue  # a worker that raised is still sending its leftovers
+            del self.pending_restart[w]
+            self.retired.append(old)
+            self.incarnation[w] += 1
+            self.start_worker(w)
+            self.design.producers_started()
+
+    # -- the check loop ----------------------------------------------------------------
     def loop(self, consumer: Any) -> None:
         """The check loop of the original program, generalised; returns when the run is over."""
         s = self.spec
@@ -171,7 +321,8 @@ class _Chief:
         end_ns = None if s.run.duration_s is None else self.t0 + int(s.run.duration_s * 1e9)
         items_target = s.run.items
         rounds_limit = s.chief.rounds if (s.run.duration_s is None and items_target is None) else None
-        self.sample_ns = int(s.run.depth_sample_s * 1e9)
+        evict = self.bound is not None and s.queue.on_full == "drop_oldest"
+        delay_s = s.faults.chief_delay_s
         housekeeping_ns = int(HOUSEKEEPING_S * 1e9)
         now_ns = time.monotonic_ns
         next_check = self.t0  # the original checks at once, then every interval
@@ -181,18 +332,26 @@ class _Chief:
             now = now_ns()
             if now >= next_housekeeping:
                 next_housekeeping = now + housekeeping_ns
-                _live_processes(self.procs)
+                self.check_workers(now)
                 self.sample_depth(now)
+                self.sample_memory(now)
                 self.progress(now)
+                if evict:
+                    self.evict(consumer)
                 if end_ns is not None and now >= end_ns:
                     return
-                if items_target is not None and min(self.produced()) >= items_target:
+                if items_target is not None and min(
+                        p for w, p in enumerate(self.produced()) if w not in self.dead) >= items_target:
                     return
             if interval_ns:
                 if now < next_check:
                     time.sleep(max(0, min(next_check, next_housekeeping) - now) / 1e9)
                     continue
                 next_check += interval_ns
+            elif evict:
+                self.evict(consumer)
+            if delay_s:
+                time.sleep(delay_s)
             depth = self.global_depth()
             if depth > threshold:
                 self.take(consumer, depth if take_batch == 0 else min(take_batch, depth), end_ns)
@@ -202,6 +361,18 @@ class _Chief:
             if rounds_limit is not None and self.rounds >= rounds_limit:
                 return
 
+    def receive(self, consumer: Any, max_items: int, state: int, stamp_consumed: bool) -> list[tuple]:
+        """One get_many: record the items, handle the messages; raise queue.Empty if none came."""
+        batch = consumer.get_many(max_items, timeout=HOUSEKEEPING_S)
+        stamp = time.monotonic_ns() if stamp_consumed else NO_STAMP
+        items = [m for m in batch if type(m) is tuple]
+        if len(items) != len(batch):
+            for message in batch:
+                if type(message) is not tuple:
+                    self.handle_message(message)
+        self.items.add(items, stamp, state)
+        return items
+
     def take(self, consumer: Any, n: int, end_ns: int | None) -> None:
         """Take ``n`` items the counters say were forwarded (they may still be in flight);
         stop early at ``end_ns``, so a long drain cannot stretch ``run.duration_s``."""
@@ -209,32 +380,46 @@ class _Chief:
         deadline = time.monotonic() + self.spec.run.drain_timeout_s
         while got < n and (end_ns is None or time.monotonic_ns() < end_ns):
             try:
-                batch = consumer.get_many(min(n - got, TAKE_CHUNK_ITEMS), timeout=HOUSEKEEPING_S)
+                items = self.receive(consumer, min(n - got, TAKE_CHUNK_ITEMS), 0, True)
             except queue.Empty:
-                _live_processes(self.procs)
+                self.check_workers(time.monotonic_ns())
                 if time.monotonic() > deadline:
+                    if self.failures:
+                        # A dead worker's last puts never left its process (a feeder thread's
+                        # buffer, a half-written message): they are lost in transit.
+                        self.in_transit_lost += n - got
+                        break
                     raise WorkerFailed(f"{n - got} forwarded items did not arrive within "
                                        f"run.drain_timeout_s={self.spec.run.drain_timeout_s}") from None
                 continue
-            stamp = time.monotonic_ns()
-            items = [m for m in batch if type(m) is tuple]
-            if len(items) != len(batch):
-                for message in batch:
-                    if type(message) is not tuple:
-                        self.handle_message(message)
-            self.items.add(items, stamp)
             got += len(items)
             if self.print_items:
                 for w, seq, _, _, value in items:
                     self.echo(f"[chief] round {self.rounds}: took {value!r:.40} (worker {w}, seq {seq})")
-        self.control[protocol.CONSUMED] = self.items.consumed
+        self.publish_taken()
+
+    def evict(self, consumer: Any) -> None:
+        """queue.on_full=drop_oldest: remove the oldest items past the bound."""
+        excess = self.global_depth() - self.bound
+        while excess > 0:
+            try:
+                excess -= len(self.receive(consumer, min(excess, TAKE_CHUNK_ITEMS), DROPPED_OLDEST, False))
+            except queue.Empty:
+                break
+        self.evicted = self.items.count(DROPPED_OLDEST)
+        self.publish_taken()
 
     def handle_message(self, message: Any) -> None:
         if type(message) is protocol.EndOfStream:
-            self.reports[message.worker] = message
-            if message.error:
-                self.errors.append(f"worker {message.worker} raised:\n{message.error}")
-                raise WorkerFailed(f"worker {message.worker} raised an exception (traceback in the summary)")
+            key = (message.worker, message.incarnation)
+            self.reports[key] = message
+            self.awaiting_eos.discard(key)
+            if message.dropped:
+                w = message.worker
+                self.items.add([(w, seq, created, NO_STAMP, float("nan")) for seq, created in message.dropped],
+                               NO_STAMP, DROPPED_NEWEST)
+            if message.error and key not in self.handled:
+                self.on_failure(message.worker, message.incarnation, "exception", message.error)
         elif type(message) is protocol.Leftovers:
             self.items.add(message.items, NO_STAMP, LEFT_LOCAL)
         else:
@@ -247,31 +432,33 @@ class _Chief:
         flowing is drained to the end, a silent worker is given up on.
         """
         deadline = time.monotonic() + self.spec.run.drain_timeout_s
-        while len(self.reports) < self.n and time.monotonic() < deadline:
+        while self.awaiting_eos and time.monotonic() < deadline:
             try:
-                batch = consumer.get_many(1 << 16, timeout=HOUSEKEEPING_S)
+                self.receive(consumer, 1 << 16, LEFT_GLOBAL, False)
                 deadline = time.monotonic() + self.spec.run.drain_timeout_s
             except queue.Empty:
-                if all(p.exitcode is not None for w, p in enumerate(self.procs) if w not in self.reports):
-                    # Whoever has not reported is dead: nothing more will come.
-                    break
-                continue
-            items = [m for m in batch if type(m) is tuple]
-            self.items.add(items, NO_STAMP, LEFT_GLOBAL)
-            for message in batch:
-                if type(message) is not tuple:
-                    try:
-                        self.handle_message(message)
-                    except WorkerFailed:
-                        pass  # already recorded in self.errors; keep draining the others
-        missing = [w for w in range(self.n) if w not in self.reports]
-        if missing:
+                if all(p.exitcode is not None for p in self.all_processes()):
+                    break  # whoever has not reported is dead: nothing more will come
+            except WorkerFailed:
+                pass  # a failure reported while stopping is recorded; keep draining the others
+        if self.awaiting_eos:
+            missing = sorted(w for w, _ in self.awaiting_eos)
             self.errors.append(f"no end-of-stream from worker(s) {missing}: nothing arrived for "
                                f"run.drain_timeout_s={self.spec.run.drain_timeout_s} s")
+        for w, k in sorted(self.awaiting_eos):
+            produced = self.control[self._slots[protocol.PRODUCED][w]]
+            popped = self.control[self._slots[protocol.FORWARDED][w]] + self.control[self._slots[protocol.DROPPED][w]]
+            if produced > popped:
+                self.dead_local.append((w, popped, produced))
+
+    def all_processes(self) -> list:
+        return [*self.retired, *self.procs.values()]
 
     def reap(self, hard: bool = False) -> None:
-        """Step 4: join, then terminate, then kill. Never leaves a child behind."""
-        for p in self.procs:
+        """Step 4: join, then kill. Never leaves a child behind."""
+        for p in self.all_processes():
+            if p.pid is None:
+                continue  # never started
             if not hard:
                 p.join(JOIN_TIMEOUT_S)
             if p.is_alive():
@@ -289,12 +476,27 @@ class _Chief:
             self.spec.run.duration_s is None and self.spec.run.items is None) else f"{elapsed:6.1f} s"
         rate = consumed / elapsed if elapsed > 0 else 0.0
         line = f"[chief] {where}  produced {produced:,}  consumed {consumed:,}  rate {rate:,.4g} items/s"
+        if self.failures:
+            line += f"  failures {len(self.failures)}"
         if sys.stderr.isatty():
             sys.stderr.write("\r" + line + "\033[K")
             sys.stderr.flush()
-        elif now - getattr(self, "_last_line_ns", 0) >= 5e9:
+        elif now - self._last_line_ns >= 5e9:
             self._last_line_ns = now
             print(line, file=sys.stderr, flush=True)
+
+    def process_rows(self, t_end: int) -> list[dict]:
+        rows = [{"role": "chief", "worker": -1, "incarnation": 0, "pid": os.getpid(),
+                 "wall_s": (time.monotonic_ns() - self.t0) / 1e9 if self.t0 else 0.0,
+                 "cpu_s": time.process_time() - self.cpu0, "exitcode": None}]
+        for p in self.all_processes():
+            w = int(p.name.rsplit("-", 1)[1])
+            k = next((k for (ww, k), r in self.reports.items() if ww == w and r.pid == p.pid), None)
+            r = self.reports.get((w, k)) if k is not None else None
+            rows.append({"role": "worker", "worker": w, "incarnation": k, "pid": p.pid,
+                         "wall_s": r.wall_s if r else None, "cpu_s": r.cpu_s if r else None,
+                         "exitcode": p.exitcode})
+        return rows
 
 
 def _start_ignoring_signals(process: Any) -> None:
@@ -322,11 +524,12 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
     """Run the chief/worker system once; always reaps every process and closes the design."""
-    chief = _Chief(spec, echo)
-    design = design_class(spec.queue.name)(QueueSettings(spec.queue.name, spec.queue.maxsize),
-                                           chief.n, chief.ctx)
+    ctx = multiprocessing.get_context(spec.run.start_method)
+    # The framework keeps the bound itself (in items, for every design), so the design is unbounded.
+    design = design_class(spec.queue.name)(QueueSettings(spec.queue.name, 0), spec.workers.count, ctx)
+    chief = _Chief(spec, design, ctx, echo)
     status, exit_code, consumer = "ok", 0, None
-    chief.t0 = t_end = 0
+    t_end = 0
     chief.cpu0 = time.process_time()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     in_main_thread = _in_main_thread()
@@ -335,7 +538,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
             signal.signal(sig, _raise_interrupt)
     try:
         try:
-            chief.start(design)
+            chief.start()
             consumer = design.consumer()
             chief.t0 = time.monotonic_ns()
             chief.cpu0 = time.process_time()
@@ -346,7 +549,8 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
             chief.errors.append(f"interrupted by {exc}")
         except WorkerFailed as exc:
             status = "failed"
-            chief.errors.append(str(exc))
+            if not any(str(exc) in e for e in chief.errors):
+                chief.errors.append(str(exc))
         t_end = time.monotonic_ns()
         if chief.t0:
             chief.sample_depth(t_end, force=True)
@@ -366,24 +570,18 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
         chief.control[protocol.STOP] = 1
         chief.reap(hard=True)
         design.close()
+        chief.errors_channel.close()
         if in_main_thread:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-    counters = chief.produced()
-    produced = {w: (chief.reports[w].produced if w in chief.reports else counters[w]) for w in range(chief.n)}
-    fwd_counters = chief.forwarded()
-    forwarded = {w: (chief.reports[w].forwarded if w in chief.reports else fwd_counters[w]) for w in range(chief.n)}
-    processes = [{"role": "chief", "worker": -1, "pid": os.getpid(),
-                  "wall_s": (time.monotonic_ns() - chief.t0) / 1e9 if chief.t0 else 0.0,
-                  "cpu_s": time.process_time() - chief.cpu0}]
-    for w in range(chief.n):
-        r = chief.reports.get(w)
-        processes.append({"role": "worker", "worker": w, "pid": r.pid if r else chief.procs[w].pid if w < len(
-            chief.procs) else None, "wall_s": r.wall_s if r else None, "cpu_s": r.cpu_s if r else None,
-            "exitcode": chief.procs[w].exitcode if w < len(chief.procs) else None})
+    produced = dict(enumerate(chief.produced()))
+    forwarded = dict(enumerate(chief.forwarded()))
+    blocked = {w: ns / 1e9 for w, ns in enumerate(chief.counter(protocol.BLOCKED_NS))}
     return RawRun(items=chief.items.frame(), depth=chief.depth.frame(chief.t0), t0_ns=chief.t0, t_end_ns=t_end,
-                  status=status, produced=produced, forwarded=forwarded, processes=processes,
-                  errors=chief.errors, rounds=chief.rounds, exit_code=exit_code)
+                  status=status, produced=produced, forwarded=forwarded, processes=chief.process_rows(t_end),
+                  errors=chief.errors, rounds=chief.rounds, exit_code=exit_code, failures=chief.failures,
+                  dead_local=chief.dead_local, blocked_s=blocked, restarts=dict(enumerate(chief.restarts)),
+                  memory=chief.memory)
 
 
 def _in_main_thread() -> bool:

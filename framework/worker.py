@@ -1,11 +1,16 @@
 """A worker's loop: generate, keep locally, forward past the threshold, stop cleanly.
 
     payload source --created_ns--> local queue --(len > local_threshold
-        or oldest older than forward_deadline_s)--> transform --forwarded_ns--> put / put_many
+        or oldest older than forward_deadline_s)--> [bound check] --> transform
+        --forwarded_ns--> put / put_many
 
 The loop reads the stop flag and writes its counters in the shared control block;
-it never logs and never touches pandas. On stop it sends what its local queue still
-holds (``Leftovers``), then ``EndOfStream``, then flushes and closes its producer end.
+it never logs and never touches pandas. When the global queue is bounded
+(``queue.maxsize`` / ``queue.max_bytes``) the worker checks the depth from the
+counters before each forward and applies ``queue.on_full``. On stop it sends what its
+local queue holds (``Leftovers``), then ``EndOfStream``, then flushes its producer end.
+A failure goes to the chief twice: at once on the side channel (``WorkerError``), and
+in the ``EndOfStream`` that still follows.
 """
 
 from __future__ import annotations
@@ -26,8 +31,11 @@ from framework.transforms import make_transform
 
 SLEEP_SLICE_S = 0.05
 """Longest uninterrupted sleep: bounds how late a worker sees the stop flag or a dead chief."""
-PARENT_CHECK_EVERY_ITEMS = 4096
-"""In as-fast-as-possible mode, how often the worker checks that the chief is alive."""
+HEARTBEAT_NS = 50_000_000
+"""How often a busy worker writes its heartbeat and checks that the chief is alive."""
+BLOCKED_POLL_S = 0.0005
+"""Sleep between two looks at a full queue under queue.on_full=block."""
+NEVER_NS = 1 << 62
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,32 @@ class WorkerSpec:
     on_stop: str
     payload: Any
     transform: Any
+    n_workers: int = 1
+    bound: int | None = None
+    """The global queue's bound in items (None = unbounded)."""
+    on_full: str = "block"
+    incarnation: int = 0
+    """0 for the first process of this worker, k for its k-th restart."""
+    seq_start: int = 0
+    forwarded_start: int = 0
+    dropped_start: int = 0
+    fault: tuple[str, float] | None = None
+    """(kind, seconds after start) for an injected fault: kill, raise or hang."""
 
 
-def worker_stream(seed: int, worker_id: int) -> np.random.Generator:
-    """Worker ``worker_id``'s generator: child ``worker_id`` of ``SeedSequence(seed)``."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(worker_id,))))
+class QueueFullError(RuntimeError):
+    """queue.on_full=fail and the global queue reached its bound."""
+
+
+class InjectedFault(RuntimeError):
+    """The exception that faults.raise_after_s raises."""
+
+
+def worker_stream(seed: int, worker_id: int, incarnation: int = 0) -> np.random.Generator:
+    """Worker ``worker_id``'s generator: child ``worker_id`` of ``SeedSequence(seed)``; its k-th
+    restart draws from the grandchild ``(worker_id, k)``, so no value repeats after a restart."""
+    key = (worker_id,) if incarnation == 0 else (worker_id, incarnation)
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
 class _MpLocalQueue:
@@ -73,6 +102,9 @@ class _MpLocalQueue:
         self._created.popleft()
         return self._q.get()
 
+    def appendleft(self, entry: tuple) -> None:
+        raise TypeError("put-back needs workers.local_queue=deque")
+
     def __len__(self) -> int:
         return len(self._created)
 
@@ -87,96 +119,163 @@ class _MpLocalQueue:
         self._q.join_thread()
 
 
-def run_worker(spec: WorkerSpec, producer: Any, control: Any) -> None:
+class _ChiefGone(Exception):
+    """The chief process died (our parent pid changed)."""
+
+
+def run_worker(spec: WorkerSpec, producer: Any, control: Any, errors: Any) -> None:
     """Process entry point. Never raises: a failure travels to the chief as a traceback."""
-    # The chief under fork and spawn, the fork server under forkserver (which exits when
-    # the chief dies): either way, a new parent pid means we were orphaned.
-    parent_pid = os.getppid()
     # The chief coordinates Ctrl-C and SIGTERM; a worker must not die of them mid-stream.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    started_wall, started_cpu = time.monotonic(), time.process_time()
-    wid = spec.worker_id
-    slot_produced = protocol.worker_slot(wid, protocol.PRODUCED)
-    slot_forwarded = protocol.worker_slot(wid, protocol.FORWARDED)
-    slot_heartbeat = protocol.worker_slot(wid, protocol.HEARTBEAT_NS)
-    seq = forwarded = 0
+    # The chief under fork and spawn, the fork server under forkserver (which exits when
+    # the chief dies): either way, a new parent pid means we were orphaned.
+    parent_pid = os.getppid()
+    state = _State(spec, control)
     local: Any = deque() if spec.local_queue == "deque" else _MpLocalQueue()
     error = None
     transform = None
     try:
-        source = make_source(spec.payload, worker_stream(spec.seed, wid))
+        source = make_source(spec.payload, worker_stream(spec.seed, spec.worker_id, spec.incarnation))
         transform = make_transform(spec.transform)
-        control[protocol.worker_slot(wid, protocol.READY)] = 1
-        while control[protocol.START_NS] == 0:
-            _check_parent(parent_pid)
-            if control[protocol.STOP]:
-                break
+        control[state.slot_heartbeat] = time.monotonic_ns()
+        control[protocol.worker_slot(spec.worker_id, protocol.READY)] = 1
+        while control[protocol.START_NS] == 0 and not control[protocol.STOP]:
+            if os.getppid() != parent_pid:
+                raise _ChiefGone
             time.sleep(0.001)
-
-        # Times in the summary cover the run from the start barrier, as the chief's do.
-        started_wall, started_cpu = time.monotonic(), time.process_time()
-        interval_ns = int(spec.interval_s * 1e9)
-        deadline_ns = None if spec.forward_deadline_s is None else int(spec.forward_deadline_s * 1e9)
-        threshold, batch_size, limit = spec.local_threshold, spec.forward_batch, spec.items
-        now_ns = time.monotonic_ns
-        next_ns = control[protocol.START_NS]
-        put, put_many = producer.put, producer.put_many
-        while not control[protocol.STOP]:
-            if limit is not None and seq >= limit:
-                # Done producing: wait for the chief's stop, still heartbeating.
-                control[slot_heartbeat] = now_ns()
-                _check_parent(parent_pid)
-                time.sleep(SLEEP_SLICE_S)
-                continue
-            if interval_ns:
-                remaining = next_ns - now_ns()
-                if remaining > 0:
-                    time.sleep(min(remaining / 1e9, SLEEP_SLICE_S))
-                    control[slot_heartbeat] = now_ns()
-                    _check_parent(parent_pid)
-                    continue
-                next_ns += interval_ns
-            elif seq % PARENT_CHECK_EVERY_ITEMS == 0:
-                control[slot_heartbeat] = now_ns()
-                _check_parent(parent_pid)
-            local.append((seq, now_ns(), source()))
-            seq += 1
-            control[slot_produced] = seq
-            if len(local) > threshold or (deadline_ns is not None and local and now_ns() - local[0][1] >= deadline_ns):
-                n = min(batch_size, len(local))
-                taken = [local.popleft() for _ in range(n)]
-                stamp = now_ns()
-                if transform is None:
-                    batch = [(wid, s, c, stamp, v) for s, c, v in taken]
-                else:
-                    batch = [(wid, s, c, stamp, transform(v)) for s, c, v in taken]
-                if n == 1:
-                    put(batch[0])
-                else:
-                    put_many(batch)
-                forwarded += n
-                control[slot_forwarded] = forwarded
+        _loop(spec, state, local, source, transform, producer, control, parent_pid)
     except _ChiefGone:
         # Nobody is left to read what we would flush, and a flush into a full pipe
         # would block for ever: leave at once.
         os._exit(1)
     except BaseException:  # noqa: BLE001 - everything, SystemExit included, goes to the chief
         error = traceback.format_exc()
-    _finish(spec, producer, local, transform, seq, forwarded, started_wall, started_cpu, error)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+        errors.put(protocol.WorkerError(spec.worker_id, spec.incarnation, error))
+    _finish(spec, state, producer, local, transform, error)
 
 
-class _ChiefGone(Exception):
-    """The chief process died (its pid is no longer our parent)."""
+class _State:
+    """The worker's counters, mirrored into its control-block slots."""
+
+    def __init__(self, spec: WorkerSpec, control: Any) -> None:
+        wid = spec.worker_id
+        self.slot_produced = protocol.worker_slot(wid, protocol.PRODUCED)
+        self.slot_forwarded = protocol.worker_slot(wid, protocol.FORWARDED)
+        self.slot_dropped = protocol.worker_slot(wid, protocol.DROPPED)
+        self.slot_heartbeat = protocol.worker_slot(wid, protocol.HEARTBEAT_NS)
+        self.slot_blocked = protocol.worker_slot(wid, protocol.BLOCKED_NS)
+        self.forwarded_slots = [protocol.worker_slot(w, protocol.FORWARDED) for w in range(spec.n_workers)]
+        self.seq, self.forwarded, self.dropped_count = spec.seq_start, spec.forwarded_start, spec.dropped_start
+        self.dropped: list[tuple[int, int]] = []
+        self.blocked_ns = control[self.slot_blocked]
+        self.started_wall, self.started_cpu = time.monotonic(), time.process_time()
 
 
-def _check_parent(parent_pid: int) -> None:
-    if os.getppid() != parent_pid:
-        raise _ChiefGone
+def _inject(kind: str) -> None:
+    if kind == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if kind == "raise":
+        raise InjectedFault("injected by faults.raise_after_s")
+    while True:  # hang: no items, no heartbeat; still leave if the chief dies
+        time.sleep(SLEEP_SLICE_S)
+        if os.getppid() == 1:
+            os._exit(1)
 
 
-def _finish(spec: WorkerSpec, producer: Any, local: Any, transform: Any, produced: int, forwarded: int,
-            started_wall: float, started_cpu: float, error: str | None) -> None:
+def _loop(spec: WorkerSpec, st: _State, local: Any, source: Any, transform: Any, producer: Any, control: Any,
+          parent_pid: int) -> None:
+    wid = spec.worker_id
+    t0 = control[protocol.START_NS]
+    st.started_wall, st.started_cpu = time.monotonic(), time.process_time()
+    interval_ns = int(spec.interval_s * 1e9)
+    deadline_ns = None if spec.forward_deadline_s is None else int(spec.forward_deadline_s * 1e9)
+    threshold, batch_size, limit, bound = spec.local_threshold, spec.forward_batch, spec.items, spec.bound
+    fault_ns = t0 + int(spec.fault[1] * 1e9) if spec.fault else NEVER_NS
+    now_ns = time.monotonic_ns
+    next_ns = max(t0, now_ns() if spec.incarnation else t0)
+    next_beat = 0
+    put, put_many = producer.put, producer.put_many
+    slot_hb, slot_produced, slot_forwarded = st.slot_heartbeat, st.slot_produced, st.slot_forwarded
+    while not control[protocol.STOP]:
+        now = now_ns()
+        if now >= next_beat:
+            control[slot_hb] = now
+            next_beat = now + HEARTBEAT_NS
+            if os.getppid() != parent_pid:
+                raise _ChiefGone
+        if now >= fault_ns:
+            _inject(spec.fault[0])
+        if limit is not None and st.seq >= limit:
+            time.sleep(SLEEP_SLICE_S)  # done producing: wait for the chief's stop, still beating
+            continue
+        if interval_ns:
+            if now < next_ns:
+                time.sleep(min((next_ns - now) / 1e9, SLEEP_SLICE_S))
+                continue
+            # After a stall (a full queue, a slow put) start afresh instead of bursting to catch up.
+            next_ns = next_ns + interval_ns if now - next_ns < interval_ns else now + interval_ns
+        local.append((st.seq, now, source()))
+        st.seq += 1
+        control[slot_produced] = st.seq
+        if len(local) > threshold or (deadline_ns is not None and local and now - local[0][1] >= deadline_ns):
+            n = min(batch_size, len(local))
+            taken = [local.popleft() for _ in range(n)]
+            if bound is not None and not _admit(spec, st, control, taken, local, n):
+                continue
+            stamp = now_ns()
+            if transform is None:
+                batch = [(wid, s, c, stamp, v) for s, c, v in taken]
+            else:
+                batch = [(wid, s, c, stamp, transform(v)) for s, c, v in taken]
+            control[slot_hb] = protocol.IN_PUT
+            if n == 1:
+                put(batch[0])
+            else:
+                put_many(batch)
+            control[slot_hb] = now_ns()
+            st.forwarded += n
+            control[slot_forwarded] = st.forwarded
+
+
+def _admit(spec: WorkerSpec, st: _State, control: Any, taken: list, local: Any, n: int) -> bool:
+    """Apply queue.on_full when the bound would be exceeded; True if the batch may be put."""
+    def depth() -> int:
+        return sum(control[s] for s in st.forwarded_slots) - control[protocol.TAKEN]
+
+    if depth() + n <= spec.bound or spec.on_full == "drop_oldest":
+        return True  # drop_oldest: the chief evicts the oldest items once the bound is passed
+    if spec.on_full == "drop_newest":
+        st.dropped.extend((s, c) for s, c, _ in taken)
+        st.dropped_count += n
+        control[st.slot_dropped] = st.dropped_count
+        return False
+    if spec.on_full == "fail":
+        for entry in reversed(taken):
+            local.appendleft(entry)
+        raise QueueFullError(
+            f"worker {spec.worker_id}: the global queue reached its bound of {spec.bound} items and queue.on_full=fail. "
+            f"Fix: raise queue.maxsize / queue.max_bytes, make the chief faster (chief.take_batch=0, "
+            f"chief.interval_s), or choose queue.on_full=block")
+    start = time.monotonic_ns()
+    while depth() + n > spec.bound:
+        now = time.monotonic_ns()
+        control[st.slot_heartbeat] = now  # blocked on a full queue is alive
+        if control[protocol.STOP]:
+            for entry in reversed(taken):
+                local.appendleft(entry)  # not forwarded: they are leftovers of the local queue
+            st.blocked_ns += now - start
+            control[st.slot_blocked] = st.blocked_ns
+            return False
+        time.sleep(BLOCKED_POLL_S)
+    st.blocked_ns += time.monotonic_ns() - start
+    control[st.slot_blocked] = st.blocked_ns
+    return True
+
+
+def _finish(spec: WorkerSpec, st: _State, producer: Any, local: Any, transform: Any, error: str | None) -> None:
     """Send leftovers and the end-of-stream marker, then flush the producer end."""
     try:
         entries = local.drain() if isinstance(local, _MpLocalQueue) else list(local)
@@ -190,8 +289,8 @@ def _finish(spec: WorkerSpec, producer: Any, local: Any, transform: Any, produce
                 leftovers = [(wid, s, c, -1, v) for s, c, v in entries]
             producer.put(protocol.Leftovers(wid, leftovers))
         producer.put(protocol.EndOfStream(
-            spec.worker_id, produced, forwarded, time.monotonic() - started_wall, time.process_time() - started_cpu,
-            os.getpid(), error))
+            spec.worker_id, spec.incarnation, st.seq, st.forwarded, st.dropped, st.blocked_ns / 1e9,
+            time.monotonic() - st.started_wall, time.process_time() - st.started_cpu, os.getpid(), error))
         if isinstance(local, _MpLocalQueue):
             local.close()
     finally:

@@ -28,7 +28,7 @@ def test_gap_and_duplicate_are_named():
     assert per_worker[0]["missing_seqs"] == [1, 3]
     assert per_worker[0]["duplicated_seqs"] == [2]
     errors = accounting_errors(totals, per_worker)
-    assert any("worker 0" in e and "lost" in e for e in errors)
+    assert any("worker 0" in e and "lost unexplained" in e for e in errors)
     assert any("duplicates" in e for e in errors)
 
 

@@ -58,15 +58,22 @@ def test_null_seed_is_replaced_by_recorded_entropy():
         ("run.start_method=thread", "run.start_method", "start methods"),
         ("run.on_stop=drop", "run.on_stop", "forward"),
         ("queue.name=carrier_pigeon", "queue", "mp_queue"),
-        ("queue.maxsize=10", "queue.maxsize", None),  # only with an unbounded design, below
+        ("queue.maxsize=-1", "queue.maxsize", "0 (unbounded)"),
+        ("queue.on_full=explode", "queue.on_full", "drop_oldest"),
+        ("queue.max_bytes=4", "queue.max_bytes", "larger than the queue's whole capacity"),
+        ("workers.on_failure=pray", "workers.on_failure", "restart"),
+        ("workers.max_restarts=-1", "workers.max_restarts", "between 0"),
+        ("workers.heartbeat_timeout_s=0", "workers.heartbeat_timeout_s", "at least 0.2"),
+        ("faults.worker=5", "faults.worker", "from 0 to 1"),
+        ("faults.raise_after_s=-1", "faults.raise_after_s", "0 or more"),
         ("payload.low=5", "payload.low", "must not exceed"),
-        ("queue.maxsize=3", "queue.maxsize", "must exceed chief.global_threshold"),
+        ("queue.maxsize=3", "queue.maxsize", "not more than chief.global_threshold"),
         ("transform.name=square", "transform", "add or none"),
         ("backend.name=cloud", "backend", "local"),
     ],
 )
 def test_bad_values_fail_with_one_paragraph(override, key, words):
-    overrides = [override] + (["queue=pipe"] if override == "queue.maxsize=10" else [])
+    overrides = [override]
     with pytest.raises(ConfigError) as info:
         to_spec(compose(overrides))
     message = str(info.value)

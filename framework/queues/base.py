@@ -18,7 +18,8 @@ Life cycle, all driven by the chief process:
    it must be picklable under the spawn and forkserver start methods.
 3. ``design.producers_started()`` runs once every worker process has started: the
    chief drops its own copies of producer-side handles (so a dead worker shows up
-   as end-of-file instead of a silent hang).
+   as end-of-file instead of a silent hang). ``design.respawn_producer(i)`` hands a
+   restarted worker its end.
 4. ``design.consumer()`` is used by the chief alone.
 5. ``design.close()`` releases everything; it is idempotent and is called from a
    ``finally`` block, also after a crash.
@@ -111,7 +112,14 @@ class QueueDesign(ABC):
         """The chief's end."""
 
     def producers_started(self) -> None:
-        """Called once all worker processes have started."""
+        """Called once all worker processes have started, and again after each restart."""
+
+    def respawn_producer(self, worker_id: int) -> ProducerEnd:
+        """A producer end for a restarted worker ``worker_id`` (its old process is dead).
+
+        Shared designs hand out the same end again; a design with one channel per worker
+        makes a new one (the old channel may hold a half-written message)."""
+        return self.producer(worker_id)
 
     def close(self) -> None:
         """Release every OS resource; idempotent."""

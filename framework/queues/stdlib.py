@@ -10,6 +10,7 @@ a "receive one message" callable and the buffering lives in one place.
 from __future__ import annotations
 
 import collections
+import os
 import queue
 import time
 from collections.abc import Callable, Sequence
@@ -263,6 +264,15 @@ class PipeDesign(QueueDesign):
         for w in self._writers:
             w.close()
 
+    def respawn_producer(self, worker_id: int) -> ProducerEnd:
+        # A fresh pipe: the dead worker's may end in a half-written message. The old
+        # reader stays in the wait set until it reports end-of-file.
+        reader, writer = self.mp_context.Pipe(duplex=False)
+        self._readers.append(reader)
+        self._writers.append(writer)
+        self._live.append(reader)
+        return _PipeProducer(writer)  # the chief's copy closes in the next producers_started()
+
     def _recv(self, timeout: float | None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._live:
@@ -297,6 +307,26 @@ class PipeDesign(QueueDesign):
                 conn.close()
 
 
+def _exit_with_parent() -> None:
+    """Manager initializer: a daemon thread that ends the server when the chief is gone.
+
+    The parent is the chief under fork and spawn, the fork server under forkserver (which
+    exits when the chief dies): either way a new parent pid means orphaned."""
+    import signal
+    import threading
+
+    parent_pid = os.getppid()
+    # The chief coordinates Ctrl-C; the server must outlive the drain that follows it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.2)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="chiefbench-parent-watch", daemon=True).start()
+
+
 class ManagerQueueDesign(QueueDesign):
     """A ``queue.Queue`` living in a ``multiprocessing.Manager`` server process.
 
@@ -309,7 +339,12 @@ class ManagerQueueDesign(QueueDesign):
 
     def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
         super().__init__(settings, n_producers, mp_context)
-        self._manager = mp_context.Manager()
+        from multiprocessing.managers import SyncManager
+
+        # Started by hand so that the server watches its parent: if the chief is
+        # SIGKILLed, no atexit hook runs, and a plain Manager would outlive it.
+        self._manager = SyncManager(ctx=mp_context)
+        self._manager.start(_exit_with_parent)
         try:
             self._q = self._manager.Queue(settings.maxsize)
         except BaseException:
