@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from framework.config import CONF_DIR, ConfigError, register_configs, to_spec
+from framework.results import ResultsWriteError
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -52,7 +53,13 @@ def _task(cfg: Any) -> float | None:
         if multirun:
             return None
         sys.exit(2)
-    result = execute(spec, hc.runtime.output_dir, list(hc.overrides.task))
+    try:
+        result = execute(spec, hc.runtime.output_dir, list(hc.overrides.task))
+    except ResultsWriteError as exc:
+        print(f"chiefbench: {exc}", file=sys.stderr)
+        if multirun:
+            return None
+        sys.exit(1)
     print(format_summary(result.summary))
     print(f"results       {hc.runtime.output_dir}")
     code = result.summary["exit_code"] or (1 if result.status == "failed" else 0)
@@ -61,6 +68,28 @@ def _task(cfg: Any) -> float | None:
             print(f"chiefbench: {result.summary['errors'][0]}; results so far were written.", file=sys.stderr)
         sys.exit(code)
     return result.summary["throughput_items_per_s"]
+
+
+def _check_output_dirs(overrides: list[str]) -> None:
+    """Fail with one paragraph, not Hydra's traceback, when the output directory cannot be made."""
+    import os
+    from pathlib import Path
+
+    wanted = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir")]
+    for target in wanted or ["outputs"]:
+        if "${" in target:
+            continue  # an interpolation: only Hydra can resolve it
+        path = Path(target)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            if not os.access(path, os.W_OK):
+                raise PermissionError(13, "Permission denied")
+        except OSError as exc:
+            key = "hydra.run.dir" if wanted else "the current directory"
+            print(f"chiefbench: cannot write results to {str(path)!r}: {exc.strerror or exc}. Nothing was run. "
+                  f"Fix: choose a writable directory (`hydra.run.dir=/some/dir`), or run from one ({key}).",
+                  file=sys.stderr)
+            sys.exit(2)
 
 
 def main() -> None:
@@ -73,6 +102,15 @@ def main() -> None:
         return
     import hydra
 
+    from framework.config import check_group_overrides
+
+    overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
+    try:
+        check_group_overrides(overrides)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
+    _check_output_dirs(overrides)
     register_configs()
     hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(_task)()
 

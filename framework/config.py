@@ -189,8 +189,36 @@ def register_configs() -> None:
         cs.store(group="payload", name=f"{name}_schema", node=schema)
 
 
+GROUPS = ("queue", "payload", "transform", "backend")
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group: the YAML files in conf/<group>/."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def check_group_overrides(overrides: list[str] | tuple[str, ...]) -> None:
+    """Refuse ``group=option`` overrides naming no option, before Hydra sees them.
+
+    Hydra answers ``queue=0`` with a traceback of its own; a sweep (``a,b``) or a
+    function (``choice(...)``) is left to Hydra.
+    """
+    import re
+
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or key.lstrip("+~") not in GROUPS or (re.search(r"[,()]", value) and not value.startswith("[")):
+            continue
+        group = key.lstrip("+~")
+        options = group_options(group)
+        if value not in options:
+            raise ConfigError(group, value, f"is not one of the {group} options ({', '.join(options)})",
+                              f"pick one, e.g. `{group}={options[0]}`")
+
+
 def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "config") -> DictConfig:
     """Compose the config as the CLI would (Hydra's compose API), for tests and notebooks."""
+    check_group_overrides(overrides)
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shlex
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -16,7 +17,7 @@ from framework import metrics
 from framework.config import Config, compose, item_bound, to_spec
 from framework.metadata import SCHEMA_VERSION, machine_metadata
 from framework.payloads import item_nbytes
-from framework.results import RunResult, write_run
+from framework.results import ResultsWriteError, RunResult, write_run
 from framework.system import RawRun, run_system
 
 
@@ -35,7 +36,7 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         errors.extend(problems)
         if status == "ok":
             status = "failed"
-    warnings = []
+    warnings = list(raw.warnings)
     if totals["lost_dead_worker_local"] or totals["lost_in_transit"]:
         warnings.append(
             f"{totals['lost_dead_worker_local']} item(s) were in the local queue of a worker process that died and "
@@ -94,7 +95,16 @@ def execute(spec: Config, output_dir: str | os.PathLike, overrides: Sequence[str
     summary["rerun_command"] = rerun_command(overrides, spec.run.seed)
     summary["exit_code"] = raw.exit_code
     result = RunResult(items=raw.items, depth=raw.depth, summary=summary, memory=metrics.memory_frame(raw.memory))
-    write_run(output_dir, result, OmegaConf.to_yaml(OmegaConf.structured(spec)))
+    config_yaml = OmegaConf.to_yaml(OmegaConf.structured(spec))
+    try:
+        write_run(output_dir, result, config_yaml)
+    except ResultsWriteError as exc:
+        # What was measured must not be lost: keep it in a private temporary directory.
+        rescue = Path(tempfile.mkdtemp(prefix="chiefbench-rescue-"))
+        write_run(rescue, result, config_yaml)
+        exc.args = (f"{exc} The results of this run were saved to {str(rescue)!r} instead.",)
+        exc.result = result
+        raise
     return result
 
 

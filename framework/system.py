@@ -113,6 +113,7 @@ class RawRun:
     forwarded: dict[int, int]
     processes: list[dict]
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     rounds: int = 0
     exit_code: int = 0
     failures: list[dict] = field(default_factory=list)
@@ -151,6 +152,7 @@ class _Chief:
         self.dead_local: list[tuple[int, int, int]] = []
         self.reports: dict[tuple[int, int], protocol.EndOfStream] = {}
         self.errors: list[str] = []
+        self.warnings: list[str] = []
         self.evicted = 0
         self.in_transit_lost = 0
         self.rounds = 0
@@ -272,7 +274,8 @@ class _Chief:
         self.handled.add((w, k))
         policy = self.spec.workers.on_failure
         entry = {"worker": w, "incarnation": k, "kind": kind,
-                 "time_s": (time.monotonic_ns() - self.t0) / 1e9 if self.t0 else 0.0, "detail": detail}
+                 "time_s": (time.monotonic_ns() - self.t0) / 1e9 if self.t0 else 0.0,
+                 "produced_at_failure": self.control[self._slots[protocol.PRODUCED][w]], "detail": detail}
         self.failures.append(entry)
         if kind != "exception":
             # No end-of-stream will come; its local queue is exactly these seqs.
@@ -287,11 +290,12 @@ class _Chief:
             self.restarts[w] += 1
             self.pending_restart[w] = self.procs[w]
             entry["action"] = f"restart {self.restarts[w]} of {self.spec.workers.max_restarts}"
+            self.warnings.append(f"{what} at {entry['time_s']:.2f} s: {entry['action']} (traceback in failures)")
             return
         if policy == "continue":
             self.dead.add(w)
             entry["action"] = "continue without it"
-            self.errors.append(what + " (continued without it)" + ("" if kind != "exception" else "\n" + detail))
+            self.warnings.append(f"{what} at {entry['time_s']:.2f} s: continued without it (details in failures)")
             if len(self.dead) == self.n:
                 raise WorkerFailed("every worker has failed (workers.on_failure=continue)")
             return
@@ -366,11 +370,12 @@ class _Chief:
         batch = consumer.get_many(max_items, timeout=HOUSEKEEPING_S)
         stamp = time.monotonic_ns() if stamp_consumed else NO_STAMP
         items = [m for m in batch if type(m) is tuple]
+        # Record first: handling a message may raise (a failure under on_failure=abort).
+        self.items.add(items, stamp, state)
         if len(items) != len(batch):
             for message in batch:
                 if type(message) is not tuple:
                     self.handle_message(message)
-        self.items.add(items, stamp, state)
         return items
 
     def take(self, consumer: Any, n: int, end_ns: int | None) -> None:
@@ -579,7 +584,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
     blocked = {w: ns / 1e9 for w, ns in enumerate(chief.counter(protocol.BLOCKED_NS))}
     return RawRun(items=chief.items.frame(), depth=chief.depth.frame(chief.t0), t0_ns=chief.t0, t_end_ns=t_end,
                   status=status, produced=produced, forwarded=forwarded, processes=chief.process_rows(t_end),
-                  errors=chief.errors, rounds=chief.rounds, exit_code=exit_code, failures=chief.failures,
+                  errors=chief.errors, warnings=chief.warnings, rounds=chief.rounds, exit_code=exit_code, failures=chief.failures,
                   dead_local=chief.dead_local, blocked_s=blocked, restarts=dict(enumerate(chief.restarts)),
                   memory=chief.memory)
 

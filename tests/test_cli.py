@@ -94,3 +94,24 @@ def test_multirun_runs_each_job(tmp_path):
     summaries = sorted((tmp_path / "sweep").glob("*/summary.json"))
     assert len(summaries) == 2
     assert {json.loads(p.read_text())["config"]["queue"]["name"] for p in summaries} == {"pipe", "simple_queue"}
+
+
+@pytest.mark.parametrize("design", ["mp_queue", "simple_queue", "pipe", "manager_queue"])
+def test_sigkill_of_the_chief_leaves_no_process_behind(tmp_path, design):
+    """Workers (and the manager process) notice that the chief is gone and exit on their own."""
+    proc = subprocess.Popen([CHIEFBENCH, f"queue={design}", "workers.interval_s=0.001", "chief.interval_s=0.05",
+                             "run.duration_s=60", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    chief = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(chief.children()) < 3:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    descendants = chief.children(recursive=True)
+    assert len(descendants) >= 2
+    proc.kill()
+    proc.wait(10)
+    gone, alive = psutil.wait_procs(descendants, timeout=5)
+    for p in alive:
+        p.kill()
+    assert not alive, f"still running after the chief's SIGKILL: {[(p.pid, p.name()) for p in alive]}"

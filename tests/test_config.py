@@ -97,9 +97,12 @@ def test_integer_array_with_fractional_addend_is_refused():
     to_spec(compose(["payload=array", "payload.dtype=int32", "transform=none"]))
 
 
-def test_unknown_group_option_is_hydras_clear_error():
-    with pytest.raises(ConfigCompositionException, match="queue"):
-        compose(["queue=nope"])
+@pytest.mark.parametrize("override", ["queue=nope", "queue=0", "payload=''", "backend=1e308"])
+def test_unknown_group_option_names_the_options(override):
+    with pytest.raises(ConfigError) as info:
+        compose([override])
+    assert "mp_queue" in str(info.value) or "randint" in str(info.value) or "local" in str(info.value)
+    assert "Fix: pick one" in str(info.value)
 
 
 def test_hydra_type_errors_stay_hydras():

@@ -1,0 +1,85 @@
+"""Bounded global queues: every on_full policy keeps the bound and the books."""
+
+from __future__ import annotations
+
+import pytest
+
+from framework.queues import REGISTRY
+
+pytestmark = pytest.mark.timeout(90)
+
+# Producers far faster than the chief: the original system's imbalance, sped up.
+OVERLOADED = ["workers.interval_s=0.001", "chief.interval_s=0.02", "chief.take_batch=1", "run.duration_s=1.2",
+              "run.progress=false", "run.start_method=fork", "chief.global_threshold=3"]
+BOUND = 50
+
+
+def global_depth_max(result):
+    depth = result.depth
+    return depth.loc[depth["queue"] == "global", "depth"].max()
+
+
+def assert_books(result):
+    c = result.counts
+    assert c["produced"] == c["consumed"] + c["left_in_queues"] + c["dropped"] + c["lost"]
+    assert c["lost"] == 0 and c["duplicates"] == 0
+
+
+@pytest.mark.parametrize("design", sorted(REGISTRY))
+def test_block_keeps_the_bound_and_records_time_blocked(run_in, design):
+    result = run_in([*OVERLOADED, f"queue={design}", f"queue.maxsize={BOUND}", "queue.on_full=block"])
+    assert result.status == "ok", result.summary["errors"]
+    assert_books(result)
+    # Workers check the counters before each put: two racing workers overshoot by one forward each at most.
+    assert global_depth_max(result) <= BOUND + 2
+    assert result.summary["blocked_s"]["total"] > 0.5
+    assert result.counts["dropped"] == 0
+    assert not any("unstable" in w for w in result.summary["warnings"])
+
+
+def test_without_a_bound_the_queue_grows_and_the_summary_warns(run_in):
+    result = run_in(OVERLOADED)
+    assert global_depth_max(result) > 4 * BOUND
+    assert result.summary["stability"]["unstable"]
+    (warning,) = [w for w in result.summary["warnings"] if "unstable" in w]
+    assert "queue.maxsize" in warning and "/s" in warning
+
+
+def test_drop_newest_counts_every_dropped_item(run_in):
+    result = run_in([*OVERLOADED, f"queue.maxsize={BOUND}", "queue.on_full=drop_newest"])
+    assert result.status == "ok"
+    assert_books(result)
+    c = result.counts
+    assert c["dropped_newest"] > 100 and c["dropped_oldest"] == 0
+    dropped = result.items[result.items["state"] == "dropped_newest"]
+    assert len(dropped) == c["dropped_newest"] and dropped["forwarded_ns"].isna().all()
+    assert global_depth_max(result) <= BOUND + 2
+    assert result.summary["blocked_s"]["total"] == 0
+
+
+def test_drop_oldest_evicts_past_the_bound(run_in):
+    result = run_in([*OVERLOADED, f"queue.maxsize={BOUND}", "queue.on_full=drop_oldest"])
+    assert result.status == "ok"
+    assert_books(result)
+    c = result.counts
+    assert c["dropped_oldest"] > 100 and c["dropped_newest"] == 0
+    evicted = result.items[result.items["state"] == "dropped_oldest"]
+    consumed = result.items[result.items["state"] == "consumed"]
+    # What the chief consumes is newer than what it evicted at the same time: the oldest went first.
+    assert consumed["forwarded_ns"].max() > evicted["forwarded_ns"].min()
+    # The chief evicts every 50 ms: between two rounds at most ~50 ms of production piles up.
+    assert global_depth_max(result) <= BOUND + 2 * 60
+
+
+def test_fail_stops_the_run_with_a_clear_error(run_in):
+    result = run_in([*OVERLOADED, f"queue.maxsize={BOUND}", "queue.on_full=fail"])
+    assert result.status == "failed"
+    assert any("queue.on_full=fail" in e and f"bound of {BOUND} items" in e for e in result.summary["errors"])
+    assert_books(result)
+
+
+def test_max_bytes_bounds_array_payloads(run_in):
+    result = run_in([*OVERLOADED, "payload=array", "payload.shape=[128]", "queue.max_bytes=40960",
+                     "queue.on_full=block"])  # 1 KiB items: 40 of them
+    assert result.status == "ok"
+    assert global_depth_max(result) <= 40 + 2
