@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test clean
+.PHONY: help venv run test soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ run: $(INSTALLED) ## Run the default experiment (the original chief/worker syste
 
 test: $(INSTALLED) ## Run the test suite
 	$(PY) -m pytest
+
+soak: $(INSTALLED) ## Soak test: the fastest design at saturation for 10 minutes (CHIEFBENCH_SOAK_S to change)
+	CHIEFBENCH_SOAK_S=$${CHIEFBENCH_SOAK_S:-600} $(PY) -m pytest tests/test_soak.py -v
 
 clean: ## Remove .venv and generated outputs
 	rm -rf $(VENV) outputs/runs outputs/sweeps *.egg-info

@@ -10,6 +10,8 @@ Stamps are ``time.monotonic_ns()``, one clock shared by every process on the mac
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,23 @@ IN_PUT = -1
 def worker_slot(worker_id: int, field: int) -> int:
     """Index of ``field`` (PRODUCED, FORWARDED, ...) of worker ``worker_id``."""
     return HEADER_SLOTS + worker_id * WORKER_SLOTS + field
+
+
+def chief_alive_probe(chief_pid: int, start_method: str) -> Callable[[], bool]:
+    """A cheap check, for a child process, that the chief still lives.
+
+    Under fork and spawn the chief is our parent: a changed parent pid means orphaned,
+    even if the chief died before this child ran its first line. Under forkserver the
+    parent is the fork server, so we wait on the sentinel that multiprocessing keeps
+    for the process that asked for us.
+    """
+    if start_method == "forkserver":
+        import multiprocessing
+
+        parent = multiprocessing.parent_process()
+        if parent is not None:
+            return parent.is_alive
+    return lambda: os.getppid() == chief_pid
 
 
 def control_block(mp_context: Any, n_workers: int) -> Any:

@@ -222,7 +222,8 @@ class _Chief:
             n_workers=self.n, bound=self.bound, on_full=s.queue.on_full, incarnation=k,
             seq_start=self.control[self._slots[protocol.PRODUCED][w]],
             forwarded_start=self.control[self._slots[protocol.FORWARDED][w]],
-            dropped_start=self.control[self._slots[protocol.DROPPED][w]], fault=fault)
+            dropped_start=self.control[self._slots[protocol.DROPPED][w]], fault=fault, chief_pid=os.getpid(),
+            start_method=s.run.start_method)
         producer = self.design.producer(w) if k == 0 else self.design.respawn_producer(w)
         p = self.ctx.Process(target=run_worker, args=(wspec, producer, self.control, self.errors_channel),
                              name=f"chiefbench-worker-{w}")

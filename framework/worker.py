@@ -36,6 +36,8 @@ HEARTBEAT_NS = 50_000_000
 BLOCKED_POLL_S = 0.0005
 """Sleep between two looks at a full queue under queue.on_full=block."""
 NEVER_NS = 1 << 62
+CHIEF_WATCH_S = 0.1
+"""How often a worker's watchdog thread checks that the chief is alive."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class WorkerSpec:
     dropped_start: int = 0
     fault: tuple[str, float] | None = None
     """(kind, seconds after start) for an injected fault: kill, raise or hang."""
+    chief_pid: int = 0
+    start_method: str = "spawn"
 
 
 class QueueFullError(RuntimeError):
@@ -123,14 +127,28 @@ class _ChiefGone(Exception):
     """The chief process died (our parent pid changed)."""
 
 
+def _watch_chief(chief_alive: Any) -> None:
+    """Leave at once when the chief dies, whatever the main thread is blocked in.
+
+    A put into a full pipe, or the final flush of a multiprocessing.Queue (whose pipe
+    the other orphaned workers still hold open), would otherwise wait for ever."""
+    import threading
+
+    def watch() -> None:
+        while chief_alive():
+            time.sleep(CHIEF_WATCH_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="chiefbench-chief-watch", daemon=True).start()
+
+
 def run_worker(spec: WorkerSpec, producer: Any, control: Any, errors: Any) -> None:
     """Process entry point. Never raises: a failure travels to the chief as a traceback."""
     # The chief coordinates Ctrl-C and SIGTERM; a worker must not die of them mid-stream.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # The chief under fork and spawn, the fork server under forkserver (which exits when
-    # the chief dies): either way, a new parent pid means we were orphaned.
-    parent_pid = os.getppid()
+    chief_alive = protocol.chief_alive_probe(spec.chief_pid, spec.start_method)
+    _watch_chief(chief_alive)
     state = _State(spec, control)
     local: Any = deque() if spec.local_queue == "deque" else _MpLocalQueue()
     error = None
@@ -141,17 +159,17 @@ def run_worker(spec: WorkerSpec, producer: Any, control: Any, errors: Any) -> No
         control[state.slot_heartbeat] = time.monotonic_ns()
         control[protocol.worker_slot(spec.worker_id, protocol.READY)] = 1
         while control[protocol.START_NS] == 0 and not control[protocol.STOP]:
-            if os.getppid() != parent_pid:
+            if not chief_alive():
                 raise _ChiefGone
             time.sleep(0.001)
-        _loop(spec, state, local, source, transform, producer, control, parent_pid)
+        _loop(spec, state, local, source, transform, producer, control, chief_alive)
     except _ChiefGone:
         # Nobody is left to read what we would flush, and a flush into a full pipe
         # would block for ever: leave at once.
         os._exit(1)
     except BaseException:  # noqa: BLE001 - everything, SystemExit included, goes to the chief
         error = traceback.format_exc()
-        if os.getppid() != parent_pid:
+        if not chief_alive():
             os._exit(1)
         errors.put(protocol.WorkerError(spec.worker_id, spec.incarnation, error))
     _finish(spec, state, producer, local, transform, error)
@@ -174,19 +192,19 @@ class _State:
         self.started_wall, self.started_cpu = time.monotonic(), time.process_time()
 
 
-def _inject(kind: str) -> None:
+def _inject(kind: str, chief_alive: Any) -> None:
     if kind == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     if kind == "raise":
         raise InjectedFault("injected by faults.raise_after_s")
     while True:  # hang: no items, no heartbeat; still leave if the chief dies
         time.sleep(SLEEP_SLICE_S)
-        if os.getppid() == 1:
+        if not chief_alive():
             os._exit(1)
 
 
 def _loop(spec: WorkerSpec, st: _State, local: Any, source: Any, transform: Any, producer: Any, control: Any,
-          parent_pid: int) -> None:
+          chief_alive: Any) -> None:
     wid = spec.worker_id
     t0 = control[protocol.START_NS]
     st.started_wall, st.started_cpu = time.monotonic(), time.process_time()
@@ -204,10 +222,10 @@ def _loop(spec: WorkerSpec, st: _State, local: Any, source: Any, transform: Any,
         if now >= next_beat:
             control[slot_hb] = now
             next_beat = now + HEARTBEAT_NS
-            if os.getppid() != parent_pid:
+            if not chief_alive():
                 raise _ChiefGone
         if now >= fault_ns:
-            _inject(spec.fault[0])
+            _inject(spec.fault[0], chief_alive)
         if limit is not None and st.seq >= limit:
             time.sleep(SLEEP_SLICE_S)  # done producing: wait for the chief's stop, still beating
             continue

@@ -67,17 +67,21 @@ def test_designs_lists_what_is_installed(tmp_path):
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_stop_cleanly_and_keep_the_results(tmp_path, signum, code):
     out = tmp_path / "run"
-    proc = subprocess.Popen([CHIEFBENCH, "workers.interval_s=0.01", "chief.interval_s=0.05", "run.duration_s=60",
-                             f"hydra.run.dir={out}"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(psutil.Process(proc.pid).children()) < 2:
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([CHIEFBENCH, "workers.interval_s=0.01", "chief.interval_s=0.05", "run.duration_s=60",
+                                 f"hydra.run.dir={out}"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=err,
+                                text=True, start_new_session=True)
+    # The chief's first progress line comes at the start barrier: the workers are producing.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and "[chief]" not in log.read_text():
         time.sleep(0.1)
     workers = psutil.Process(proc.pid).children()
-    time.sleep(1.5)
+    time.sleep(1.0)
     # As a terminal does: the signal reaches the chief and every worker.
     os.killpg(proc.pid, signum)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, _ = proc.communicate(timeout=60)
+    stderr = log.read_text()
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr + stdout
     summary = json.loads((out / "summary.json").read_text())
@@ -96,22 +100,39 @@ def test_multirun_runs_each_job(tmp_path):
     assert {json.loads(p.read_text())["config"]["queue"]["name"] for p in summaries} == {"pipe", "simple_queue"}
 
 
-@pytest.mark.parametrize("design", ["mp_queue", "simple_queue", "pipe", "manager_queue"])
-def test_sigkill_of_the_chief_leaves_no_process_behind(tmp_path, design):
+@pytest.mark.parametrize("design, start_method", [
+    ("mp_queue", "spawn"), ("simple_queue", "spawn"), ("pipe", "spawn"), ("manager_queue", "spawn"),
+    ("mp_queue", "fork"), ("pipe", "forkserver"), ("manager_queue", "forkserver")])
+def test_sigkill_of_the_chief_leaves_no_process_behind(tmp_path, design, start_method):
     """Workers (and the manager process) notice that the chief is gone and exit on their own."""
-    proc = subprocess.Popen([CHIEFBENCH, f"queue={design}", "workers.interval_s=0.001", "chief.interval_s=0.05",
+    proc = subprocess.Popen([CHIEFBENCH, f"queue={design}", f"run.start_method={start_method}",
+                             "workers.interval_s=0.001", "chief.interval_s=0.05",
                              "run.duration_s=60", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     chief = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(chief.children()) < 3:
+    while time.monotonic() < deadline and len(chief.children()) < 2:
         time.sleep(0.1)
     time.sleep(1.0)
     descendants = chief.children(recursive=True)
     assert len(descendants) >= 2
     proc.kill()
     proc.wait(10)
-    gone, alive = psutil.wait_procs(descendants, timeout=5)
+    # Orphans are re-parented to a PID 1 that may never reap them: a zombie has exited all the same.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (alive := running(descendants)):
+        time.sleep(0.1)
     for p in alive:
         p.kill()
     assert not alive, f"still running after the chief's SIGKILL: {[(p.pid, p.name()) for p in alive]}"
+
+
+def running(processes):
+    alive = []
+    for p in processes:
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive

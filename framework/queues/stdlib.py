@@ -307,20 +307,19 @@ class PipeDesign(QueueDesign):
                 conn.close()
 
 
-def _exit_with_parent() -> None:
-    """Manager initializer: a daemon thread that ends the server when the chief is gone.
-
-    The parent is the chief under fork and spawn, the fork server under forkserver (which
-    exits when the chief dies): either way a new parent pid means orphaned."""
+def _exit_with_parent(chief_pid: int, start_method: str) -> None:
+    """Manager initializer: a daemon thread that ends the server when the chief is gone."""
     import signal
     import threading
 
-    parent_pid = os.getppid()
+    from framework.protocol import chief_alive_probe
+
+    chief_alive = chief_alive_probe(chief_pid, start_method)
     # The chief coordinates Ctrl-C; the server must outlive the drain that follows it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while chief_alive():
             time.sleep(0.2)
         os._exit(0)
 
@@ -344,7 +343,7 @@ class ManagerQueueDesign(QueueDesign):
         # Started by hand so that the server watches its parent: if the chief is
         # SIGKILLed, no atexit hook runs, and a plain Manager would outlive it.
         self._manager = SyncManager(ctx=mp_context)
-        self._manager.start(_exit_with_parent)
+        self._manager.start(_exit_with_parent, (os.getpid(), mp_context.get_start_method()))
         try:
             self._q = self._manager.Queue(settings.maxsize)
         except BaseException:
