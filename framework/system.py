@@ -67,7 +67,7 @@ from typing import Any
 import pandas as pd
 import psutil
 
-from framework import protocol
+from framework import hygiene, protocol
 from framework.config import Config, item_bound
 from framework.payloads import item_nbytes, value_reader
 from framework.queues import QueueSettings, design_class
@@ -530,6 +530,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
     """Run the chief/worker system once; always reaps every process and closes the design."""
+    hygiene.remove_stale()
+    hygiene.claim_tempdir()
     ctx = multiprocessing.get_context(spec.run.start_method)
     # The framework keeps the bound itself (in items, for every design), so the design is unbounded.
     design = design_class(spec.queue.name)(QueueSettings(spec.queue.name, 0), spec.workers.count, ctx)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -29,9 +32,29 @@ def project_children() -> list[psutil.Process]:
     return found
 
 
+OUR_TEMP_PREFIXES = ("pymp-", "chiefbench-")
+# This test process's own directory (claimed by its first in-process run) lives as long as it does.
+_OWN = f"chiefbench-{os.getpid()}-"
+"""Temporary directories multiprocessing (manager sockets) and chiefbench create."""
+OUR_SHM_MARKERS = ("chiefbench",)
+"""Segments chiefbench names itself. multiprocessing's own named semaphores (sem.mp-*) live
+until their owner object is collected; tests/test_system.py checks them after real runs."""
+
+
+def temp_entries() -> set[str]:
+    tmp = Path(tempfile.gettempdir())
+    return {p.name for p in tmp.iterdir() if p.name.startswith(OUR_TEMP_PREFIXES)}
+
+
+def shm_entries() -> set[str]:
+    shm = Path("/dev/shm")
+    return {p.name for p in shm.iterdir() if any(m in p.name for m in OUR_SHM_MARKERS)} if shm.is_dir() else set()
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_processes():
-    """After every test, no child process of ours may survive."""
+    """After every test, no child process, shared-memory segment or socket directory of ours may survive."""
+    shm_before, temp_before = shm_entries(), temp_entries()
     yield
     deadline = time.monotonic() + 2.0
     while project_children() and time.monotonic() < deadline:
@@ -40,6 +63,9 @@ def no_leftover_processes():
     for p in left:
         p.kill()
     assert not left, f"processes left behind: {[(p.pid, p.name()) for p in left]}"
+    assert not shm_entries() - shm_before, f"shared-memory segments left: {shm_entries() - shm_before}"
+    leaked = {n for n in temp_entries() - temp_before if not n.startswith(("chiefbench-rescue-", _OWN))}
+    assert not leaked, f"temporary directories left: {leaked}"
 
 
 @pytest.fixture

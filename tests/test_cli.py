@@ -7,11 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import psutil
 import pytest
+
+from framework import hygiene
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -125,6 +128,11 @@ def test_sigkill_of_the_chief_leaves_no_process_behind(tmp_path, design, start_m
     for p in alive:
         p.kill()
     assert not alive, f"still running after the chief's SIGKILL: {[(p.pid, p.name()) for p in alive]}"
+    # The dead chief's socket directory is stale; the next run's clean-up removes it, and only it.
+    stale = [p for p in Path(tempfile.gettempdir()).glob(f"chiefbench-{proc.pid}-*")]
+    removed = hygiene.remove_stale()
+    assert set(stale) <= set(removed)
+    assert all(p.name.startswith("chiefbench-") for p in removed)
 
 
 def running(processes):

@@ -170,3 +170,20 @@ def test_depth_comes_from_counters_and_balances(run_in):
     # Local queues never hold more than threshold + 1 items between two forwards.
     assert depth.loc[depth["queue"] == "local", "depth"].max() <= 6
     assert depth["t_ns"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_a_run_leaves_no_named_semaphore_or_segment(run_in, design):
+    """Under spawn, multiprocessing names its semaphores in /dev/shm until they are collected."""
+    import gc
+    import os
+
+    def shm():
+        return set(os.listdir("/dev/shm"))
+
+    gc.collect()
+    before = shm()
+    result = run_in([*FAST, f"queue={design}", "run.items=50", "run.start_method=spawn"])
+    assert result.status == "ok"
+    gc.collect()
+    assert not {n for n in shm() - before if "mp-" in n or "chiefbench" in n}

@@ -194,6 +194,9 @@ class MpQueueDesign(QueueDesign):
         if not self._closed:
             self._closed = True
             _close_mp_queue(self._q)
+            # Under spawn and forkserver the queue's semaphores keep their names in /dev/shm
+            # until the queue is collected: drop our references so that happens now.
+            self._q = self._consumer = None
 
 
 class SimpleQueueDesign(QueueDesign):
@@ -229,6 +232,7 @@ class SimpleQueueDesign(QueueDesign):
         if not self._closed:
             self._closed = True
             self._q.close()
+            self._q = self._consumer = None  # frees the named lock, as for mp_queue
 
 
 class PipeDesign(QueueDesign):
@@ -321,6 +325,13 @@ def _exit_with_parent(chief_pid: int, start_method: str) -> None:
     def watch() -> None:
         while chief_alive():
             time.sleep(0.2)
+        # os._exit skips the finalizer that removes the server's socket directory.
+        import multiprocessing
+        import shutil
+
+        tempdir = multiprocessing.current_process()._config.get("tempdir")
+        if tempdir:
+            shutil.rmtree(tempdir, ignore_errors=True)
         os._exit(0)
 
     threading.Thread(target=watch, name="chiefbench-parent-watch", daemon=True).start()
