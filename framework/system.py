@@ -353,7 +353,7 @@ class _Chief:
                     time.sleep(max(0, min(next_check, next_housekeeping) - now) / 1e9)
                     continue
                 next_check += interval_ns
-            elif evict:
+            if evict:
                 self.evict(consumer)
             if delay_s:
                 time.sleep(delay_s)
@@ -371,12 +371,19 @@ class _Chief:
         batch = consumer.get_many(max_items, timeout=HOUSEKEEPING_S)
         stamp = time.monotonic_ns() if stamp_consumed else NO_STAMP
         items = [m for m in batch if type(m) is tuple]
-        # Record first: handling a message may raise (a failure under on_failure=abort).
+        # Record first, and handle every message before raising: a failure under
+        # on_failure=abort must not cost the messages that came with it.
         self.items.add(items, stamp, state)
         if len(items) != len(batch):
+            failure = None
             for message in batch:
                 if type(message) is not tuple:
-                    self.handle_message(message)
+                    try:
+                        self.handle_message(message)
+                    except WorkerFailed as exc:
+                        failure = failure or exc
+            if failure is not None:
+                raise failure
         return items
 
     def take(self, consumer: Any, n: int, end_ns: int | None) -> None:

@@ -67,8 +67,10 @@ def test_drop_oldest_evicts_past_the_bound(run_in):
     consumed = result.items[result.items["state"] == "consumed"]
     # What the chief consumes is newer than what it evicted at the same time: the oldest went first.
     assert consumed["forwarded_ns"].max() > evicted["forwarded_ns"].min()
-    # The chief evicts every 50 ms: between two rounds at most ~50 ms of production piles up.
-    assert global_depth_max(result) <= BOUND + 2 * 60
+    # The chief evicts at every check: the depth sits at the bound (a loaded machine can delay a check).
+    depth = result.depth
+    settled = depth[(depth["queue"] == "global") & (depth["elapsed_s"] > 0.3)]["depth"]
+    assert settled.median() <= BOUND + 2 * 20
 
 
 def test_fail_stops_the_run_with_a_clear_error(run_in):
