@@ -143,6 +143,7 @@ class _Chief:
         self.procs: dict[int, Any] = {}
         self.retired: list = []
         self.incarnation = [0] * self.n
+        self.started_ns = [0] * self.n
         self.restarts = [0] * self.n
         self.dead: set[int] = set()
         self.pending_restart: dict[int, Any] = {}
@@ -225,6 +226,9 @@ class _Chief:
             dropped_start=self.control[self._slots[protocol.DROPPED][w]], fault=fault, chief_pid=os.getpid(),
             start_method=s.run.start_method)
         producer = self.design.producer(w) if k == 0 else self.design.respawn_producer(w)
+        # The last life's heartbeat is stale: a new process (importing under spawn) has none yet.
+        self.control[self._slots[protocol.HEARTBEAT_NS][w]] = 0
+        self.started_ns[w] = time.monotonic_ns()
         p = self.ctx.Process(target=run_worker, args=(wspec, producer, self.control, self.errors_channel),
                              name=f"chiefbench-worker-{w}")
         self.procs[w] = p
@@ -256,7 +260,11 @@ class _Chief:
                     self.on_failure(w, k, "died", f"exited with code {p.exitcode} (pid {p.pid})")
                 continue
             beat = self.control[self._slots[protocol.HEARTBEAT_NS][w]]
-            if not starting and beat != protocol.IN_PUT and beat > 0 and now - beat > timeout_ns:
+            if beat == 0 and now - self.started_ns[w] > STARTUP_TIMEOUT_S * 1e9:
+                p.kill()
+                p.join()
+                self.on_failure(w, k, "hung", f"not ready {STARTUP_TIMEOUT_S:.0f} s after its start; killed (pid {p.pid})")
+            elif not starting and beat != protocol.IN_PUT and beat > 0 and now - beat > timeout_ns:
                 p.kill()
                 p.join()
                 self.on_failure(w, k, "hung", f"no heartbeat for {(now - beat) / 1e9:.1f} s "

@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 import framework
+from framework import hygiene
 
 # Interpreter-wide helpers that multiprocessing keeps for the life of the test session.
 _HELPERS = ("resource_tracker", "forkserver")
@@ -32,9 +33,9 @@ def project_children() -> list[psutil.Process]:
     return found
 
 
-OUR_TEMP_PREFIXES = ("pymp-", "chiefbench-")
-# This test process's own directory (claimed by its first in-process run) lives as long as it does.
-_OWN = f"chiefbench-{os.getpid()}-"
+OUR_TEMP_PREFIXES = ("chiefbench-",)
+"""chiefbench names its temp directories chiefbench-<pid>-*: one whose process is dead leaked.
+(multiprocessing's own pymp-* directories are not checked: other programs on the machine make them too.)"""
 """Temporary directories multiprocessing (manager sockets) and chiefbench create."""
 OUR_SHM_MARKERS = ("chiefbench",)
 """Segments chiefbench names itself. multiprocessing's own named semaphores (sem.mp-*) live
@@ -64,7 +65,8 @@ def no_leftover_processes():
         p.kill()
     assert not left, f"processes left behind: {[(p.pid, p.name()) for p in left]}"
     assert not shm_entries() - shm_before, f"shared-memory segments left: {shm_entries() - shm_before}"
-    leaked = {n for n in temp_entries() - temp_before if not n.startswith(("chiefbench-rescue-", _OWN))}
+    leaked = {n for n in temp_entries() - temp_before
+              if not n.startswith("chiefbench-rescue-") and not hygiene._alive(int(n.split("-")[1]))}
     assert not leaked, f"temporary directories left: {leaked}"
 
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.timeout(90)
 
 FAULT_AT_S = 0.4
 BASE = ["workers.interval_s=0.004", "chief.interval_s=0.01", "chief.take_batch=0", "run.duration_s=1.6",
-        "run.progress=false", "run.start_method=fork", "workers.heartbeat_timeout_s=0.5", "run.seed=11"]
+        "run.progress=false", "workers.heartbeat_timeout_s=0.5", "run.seed=11"]
 FAULTS = {"kill": "faults.kill_worker_after_s", "raise": "faults.raise_after_s", "hang": "faults.hang_after_s"}
 KINDS = {"kill": "died", "raise": "exception", "hang": "hung"}
 
@@ -21,8 +21,10 @@ KINDS = {"kill": "died", "raise": "exception", "hang": "hung"}
 @pytest.mark.parametrize("design", sorted(REGISTRY))
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_fault_matrix(run_in, fault, design, policy):
-    result = run_in([*BASE, f"queue={design}", f"workers.on_failure={policy}", f"{FAULTS[fault]}={FAULT_AT_S}",
-                     "faults.worker=0"])
+    # A restart under spawn re-imports everything: the case that finds stale heartbeats.
+    timing = ["run.start_method=spawn", "run.duration_s=2.5"] if policy == "restart" else ["run.start_method=fork"]
+    result = run_in([*BASE, *timing, f"queue={design}", f"workers.on_failure={policy}",
+                     f"{FAULTS[fault]}={FAULT_AT_S}", "faults.worker=0"])
     s, c = result.summary, result.counts
     (failure,) = s["failures"]
     assert failure["worker"] == 0 and failure["kind"] == KINDS[fault]
@@ -45,7 +47,7 @@ def test_fault_matrix(run_in, fault, design, policy):
     if policy == "abort":
         assert result.status == "failed"
         assert any("worker 0" in e for e in s["errors"])
-        assert s["window"]["seconds"] < 1.4  # stopped early
+        assert s["window"]["seconds"] < 1.4  # stopped early, not at run.duration_s
     else:
         assert result.status == "ok", s["errors"]
         assert any("worker 0" in w for w in s["warnings"])
@@ -64,20 +66,20 @@ def test_fault_matrix(run_in, fault, design, policy):
 
 
 def test_restarts_are_capped(run_in):
-    result = run_in([*BASE, "workers.on_failure=restart", "workers.max_restarts=0", "faults.raise_after_s=0.3"])
+    result = run_in([*BASE, "run.start_method=fork", "workers.on_failure=restart", "workers.max_restarts=0", "faults.raise_after_s=0.3"])
     assert result.status == "failed"
     assert any("max_restarts=0 reached" in e for e in result.summary["errors"])
 
 
 def test_every_worker_dead_under_continue_ends_the_run(run_in):
-    result = run_in([*BASE, "workers.count=1", "workers.on_failure=continue", "faults.kill_worker_after_s=0.3"])
+    result = run_in([*BASE, "run.start_method=fork", "workers.count=1", "workers.on_failure=continue", "faults.kill_worker_after_s=0.3"])
     assert result.status == "failed"
     assert any("every worker has failed" in e for e in result.summary["errors"])
 
 
 def test_slow_chief_fault(run_in):
-    fast = run_in([*BASE, "run.duration_s=1"])
-    slow = run_in([*BASE, "run.duration_s=1", "faults.chief_delay_s=0.05"])
+    fast = run_in([*BASE, "run.start_method=fork", "run.duration_s=1"])
+    slow = run_in([*BASE, "run.start_method=fork", "run.duration_s=1", "faults.chief_delay_s=0.05"])
     assert slow.summary["rounds"] < fast.summary["rounds"] / 2
     assert slow.latency.loc["global_wait", "p50_ms"] > fast.latency.loc["global_wait", "p50_ms"]
     assert slow.status == "ok" and slow.counts["lost"] == 0
