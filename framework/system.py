@@ -159,6 +159,9 @@ class _Chief:
         self.rounds = 0
         self.t0 = 0
         self.memory: list[tuple] = []
+        self.interrupts = _Interrupts()
+        self.stop_count = 0
+        """Interrupts seen when the stop began: one more means stop at once."""
         self.print_items = spec.run.print_items if spec.run.print_items is not None else spec.chief.interval_s > 0
         self._slots = {f: [protocol.worker_slot(w, f) for w in range(self.n)]
                        for f in (protocol.PRODUCED, protocol.FORWARDED, protocol.DROPPED, protocol.HEARTBEAT_NS,
@@ -241,6 +244,7 @@ class _Chief:
         self.design.producers_started()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not all(self.control[slot] for slot in self._slots[protocol.READY]):
+            self.interrupts.check()
             self.check_workers(time.monotonic_ns(), starting=True)
             if time.monotonic() > deadline:
                 raise WorkerFailed(f"workers were not ready within {STARTUP_TIMEOUT_S:.0f} s")
@@ -345,6 +349,7 @@ class _Chief:
             now = now_ns()
             if now >= next_housekeeping:
                 next_housekeeping = now + housekeeping_ns
+                self.interrupts.check()
                 self.check_workers(now)
                 self.sample_depth(now)
                 self.sample_memory(now)
@@ -400,6 +405,8 @@ class _Chief:
         got = 0
         deadline = time.monotonic() + self.spec.run.drain_timeout_s
         while got < n and (end_ns is None or time.monotonic_ns() < end_ns):
+            if self.interrupts.count:
+                break  # the loop raises at its next safe point; what was taken is recorded
             try:
                 items = self.receive(consumer, min(n - got, TAKE_CHUNK_ITEMS), 0, True)
             except queue.Empty:
@@ -454,6 +461,7 @@ class _Chief:
         """
         deadline = time.monotonic() + self.spec.run.drain_timeout_s
         while self.awaiting_eos and time.monotonic() < deadline:
+            self.interrupts.check(self.stop_count + 1)  # one more Ctrl-C while stopping: stop at once
             try:
                 self.receive(consumer, 1 << 16, LEFT_GLOBAL, False)
                 deadline = time.monotonic() + self.spec.run.drain_timeout_s
@@ -480,8 +488,9 @@ class _Chief:
         for p in self.all_processes():
             if p.pid is None:
                 continue  # never started
-            if not hard:
-                p.join(JOIN_TIMEOUT_S)
+            deadline = time.monotonic() + (0 if hard else JOIN_TIMEOUT_S)
+            while p.is_alive() and time.monotonic() < deadline and self.interrupts.count <= self.stop_count:
+                p.join(0.05)  # in slices: one more Ctrl-C while stopping kills at once
             if p.is_alive():
                 # Workers ignore SIGTERM (the chief alone coordinates a stop): go straight to SIGKILL.
                 p.kill()
@@ -539,8 +548,24 @@ def _start_ignoring_signals(process: Any) -> None:
             signal.signal(sig, handler)
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise RunInterrupted(signum)
+class _Interrupts:
+    """Ctrl-C and SIGTERM, recorded by the handler and raised by the chief at a safe point.
+
+    Raising from the handler itself could land in the middle of reading a message (a
+    pipe left holding half a pickle) or between taking items and recording them.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.signum = 0
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        self.signum = signum
+
+    def check(self, at_least: int = 1) -> None:
+        if self.count >= at_least:
+            raise RunInterrupted(self.signum)
 
 
 def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
@@ -558,7 +583,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
     in_main_thread = _in_main_thread()
     if in_main_thread:
         for sig in previous:
-            signal.signal(sig, _raise_interrupt)
+            signal.signal(sig, chief.interrupts)
     try:
         try:
             chief.start()
@@ -578,12 +603,14 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
         if chief.t0:
             chief.sample_depth(t_end, force=True)
         chief.control[protocol.STOP] = 1
+        chief.stop_count = chief.interrupts.count
         if spec.run.progress and sys.stderr.isatty():
             sys.stderr.write("\n")
         try:
             if consumer is not None:
                 chief.drain(consumer)
             chief.reap()
+            chief.interrupts.check(chief.stop_count + 1)
         except RunInterrupted as exc:
             # A second Ctrl-C: stop waiting, but still leave nothing behind.
             status, exit_code = "interrupted", exc.exit_code

@@ -248,14 +248,16 @@ def _loop(spec: WorkerSpec, st: _State, local: Any, source: Any, transform: Any,
                 batch = [(wid, s, c, stamp, v) for s, c, v in taken]
             else:
                 batch = [(wid, s, c, stamp, transform(v)) for s, c, v in taken]
+            # Counted before the put: a put larger than a pipe's buffer completes only while
+            # the chief reads, and the chief reads only what the counters announce.
+            st.forwarded += n
+            control[slot_forwarded] = st.forwarded
             control[slot_hb] = protocol.IN_PUT
             if n == 1:
                 put(batch[0])
             else:
                 put_many(batch)
             control[slot_hb] = now_ns()
-            st.forwarded += n
-            control[slot_forwarded] = st.forwarded
 
 
 def _admit(spec: WorkerSpec, st: _State, control: Any, taken: list, local: Any, n: int) -> bool:

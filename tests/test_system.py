@@ -187,3 +187,13 @@ def test_a_run_leaves_no_named_semaphore_or_segment(run_in, design):
     assert result.status == "ok"
     gc.collect()
     assert not {n for n in shm() - before if "mp-" in n or "chiefbench" in n}
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_items_larger_than_a_pipe_buffer_flow(run_in, design):
+    """A put bigger than the OS pipe buffer completes only while the chief reads: the counters must
+    announce it before the put, or the chief (waiting for depth > threshold) and the worker wait for ever."""
+    result = run_in(["workers.interval_s=0", "chief.interval_s=0", "run.progress=false", "run.start_method=fork",
+                     f"queue={design}", "payload=array", "payload.shape=[131072]", "run.items=40"])  # 1 MiB items
+    assert_balanced(result, 2, per_worker=40)
+    assert result.counts["consumed"] >= 2 * 40 - 2 * 6 - 4
