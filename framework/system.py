@@ -83,6 +83,8 @@ TAKE_CHUNK_ITEMS = 1024
 """Most items asked of one get_many: bounds how long one call can overrun the run's end."""
 JOIN_TIMEOUT_S = 5.0
 """Grace given to a worker to exit after its end-of-stream, before SIGKILL."""
+STALL_S = 2.0
+"""How long every worker may sit blocked in a put, with the chief not taking, before the run is a deadlock."""
 FAULT_KINDS = (("kill_worker_after_s", "kill"), ("raise_after_s", "raise"), ("hang_after_s", "hang"))
 
 
@@ -160,6 +162,7 @@ class _Chief:
         self.t0 = 0
         self.memory: list[tuple] = []
         self.interrupts = _Interrupts()
+        self.stalled_since: int | None = None
         self.stop_count = 0
         """Interrupts seen when the stop began: one more means stop at once."""
         self.print_items = spec.run.print_items if spec.run.print_items is not None else spec.chief.interval_s > 0
@@ -275,6 +278,36 @@ class _Chief:
                                               f"(workers.heartbeat_timeout_s={self.spec.workers.heartbeat_timeout_s}); "
                                               f"killed (pid {p.pid})")
         self.restart_pending()
+        self.check_stall(now)
+
+    def check_stall(self, now: int) -> None:
+        """Every live worker blocked inside a put while the chief waits for a deeper queue: a deadlock.
+
+        A transport without a buffer of its own (a pipe) holds at most what fits in the OS pipe
+        buffer; if that is not more than chief.global_threshold items, nobody can move again.
+        """
+        live = [w for w in range(self.n) if w not in self.dead and w not in self.pending_restart]
+        beats = [self.control[self._slots[protocol.HEARTBEAT_NS][w]] for w in live]
+        produced = self.produced()
+        # A worker done with its run.items cannot deepen the queue either.
+        done = [self.spec.run.items is not None and produced[w] >= self.spec.run.items for w in live]
+        blocked = protocol.IN_PUT in beats and all(b == protocol.IN_PUT or d for b, d in zip(beats, done))
+        depth = self.global_depth()
+        if not blocked or depth > self.spec.chief.global_threshold:
+            self.stalled_since = None
+            return
+        if self.stalled_since is None:
+            self.stalled_since = now
+        elif now - self.stalled_since > STALL_S * 1e9:
+            s = self.spec
+            message = (
+                f"stalled: every worker has been blocked in a put (or done) for {STALL_S:.0f} s while the global queue holds "
+                f"{depth} items, not more than chief.global_threshold={s.chief.global_threshold}, so the chief "
+                f"never takes. queue={s.queue.name} cannot hold more items of {item_nbytes(s.payload):,} bytes "
+                f"(its pipe buffer is full). Fix: lower chief.global_threshold below {depth}, or use a design that "
+                f"buffers (queue=mp_queue)")
+            self.errors.append(message)
+            raise WorkerFailed(message)
 
     def read_side_channel(self) -> None:
         while not self.errors_channel.empty():

@@ -190,10 +190,23 @@ def test_a_run_leaves_no_named_semaphore_or_segment(run_in, design):
 
 
 @pytest.mark.parametrize("design", DESIGNS)
+@pytest.mark.timeout(60)
 def test_items_larger_than_a_pipe_buffer_flow(run_in, design):
     """A put bigger than the OS pipe buffer completes only while the chief reads: the counters must
     announce it before the put, or the chief (waiting for depth > threshold) and the worker wait for ever."""
     result = run_in(["workers.interval_s=0", "chief.interval_s=0", "run.progress=false", "run.start_method=fork",
-                     f"queue={design}", "payload=array", "payload.shape=[131072]", "run.items=40"])  # 1 MiB items
+                     f"queue={design}", "payload=array", "payload.shape=[131072]", "run.items=40",
+                     "chief.global_threshold=0"])  # 1 MiB items: a pipe holds one in flight per worker
     assert_balanced(result, 2, per_worker=40)
-    assert result.counts["consumed"] >= 2 * 40 - 2 * 6 - 4
+    assert result.counts["consumed"] > 10
+
+
+@pytest.mark.parametrize("design", ["pipe", "simple_queue"])
+def test_a_pipe_that_cannot_reach_the_threshold_is_reported_as_a_stall(run_in, design):
+    result = run_in(["workers.interval_s=0", "chief.interval_s=0", "run.progress=false", "run.start_method=fork",
+                     f"queue={design}", "payload=array", "payload.shape=[131072]", "run.duration_s=30"])
+    assert result.status == "failed"
+    (error,) = [e for e in result.summary["errors"] if e.startswith("stalled")]
+    assert "chief.global_threshold=3" in error and "Fix:" in error
+    assert result.summary["window"]["seconds"] < 10
+    assert result.counts["lost"] == 0
