@@ -25,6 +25,7 @@ MAX_ITEM_BYTES = 256 * 1024 * 1024
 LOCAL_QUEUES = ("deque", "mp_queue")
 BACKENDS = ("local",)
 ON_STOP = ("forward", "keep")
+OBJECTIVE_METRICS = ("throughput_items_per_s", "throughput_mb_per_s")
 
 
 class ConfigError(ValueError):
@@ -85,6 +86,8 @@ class RunConfig:
     """Print each consumed item as the original did; null = only when chief.interval_s > 0."""
     on_stop: str = "forward"
     """At stop, workers forward what their local queues hold (transformed) or keep it (sent back untransformed)."""
+    repeats: int = 1
+    """Run the configuration this many times in one job (fresh processes, one after another); each is recorded."""
 
 
 @dataclass
@@ -128,6 +131,14 @@ class TransformConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    metric: str = "throughput_items_per_s"
+    """What a sweep job returns to the sweeper (the median over repeats; larger is better)."""
+    max_p99_ms: Optional[float] = None
+    """For searches: a job whose median end-to-end p99 latency exceeds this (ms) is infeasible; null = no bound."""
+
+
+@dataclass
 class BackendConfig:
     name: str = "local"
     """Where workers run: local (processes on this machine)."""
@@ -142,6 +153,7 @@ class Config:
     payload: Any = MISSING
     transform: TransformConfig = field(default_factory=TransformConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
 PAYLOAD_SCHEMAS = {"randint": RandintPayload, "array": ArrayPayload}
@@ -179,7 +191,8 @@ def to_spec(cfg: Config | DictConfig) -> Config:
     """Resolve into plain dataclasses, fill a null seed, and validate every rule."""
     if isinstance(cfg, DictConfig):
         # Only the keys of the schema travel: Hydra's own node stays behind.
-        plain = {k: cfg[k] for k in ("workers", "chief", "run", "queue", "payload", "transform", "backend") if k in cfg}
+        plain = {k: cfg[k] for k in ("workers", "chief", "run", "queue", "payload", "transform", "backend", "objective")
+                 if k in cfg}
         merged = OmegaConf.merge(OmegaConf.structured(Config), plain)
         payload = merged.payload
         schema = PAYLOAD_SCHEMAS.get(payload.get("name") if isinstance(payload, DictConfig) else None)
@@ -245,6 +258,8 @@ def validate(spec: Config) -> None:
              f"must be shorter than run.duration_s ({r.duration_s}), or nothing is measured",
              "shorten the warm-up or lengthen the run")
     _require(0 <= r.seed < 2**128, "run.seed", r.seed, "must be null or an integer in [0, 2**128)", "e.g. `run.seed=0`")
+    _require(isinstance(r.repeats, int) and 1 <= r.repeats <= 10_000, "run.repeats", r.repeats,
+             "must be a positive number of repeats", "e.g. `run.repeats=5` (5 or more for a significance test)")
     _require(r.on_stop in ON_STOP, "run.on_stop", r.on_stop, f"must be one of {', '.join(ON_STOP)}",
              "e.g. `run.on_stop=forward`")
     methods = multiprocessing.get_all_start_methods()
@@ -297,5 +312,10 @@ def validate(spec: Config) -> None:
              "e.g. `transform=add`")
     _require(_finite(spec.transform.value), "transform.value", spec.transform.value, "must be a finite number",
              "e.g. `transform.value=0.1`")
+    o = spec.objective
+    _require(o.metric in OBJECTIVE_METRICS, "objective.metric", o.metric, f"must be one of {', '.join(OBJECTIVE_METRICS)}",
+             "e.g. `objective.metric=throughput_items_per_s`")
+    _require(o.max_p99_ms is None or (_finite(o.max_p99_ms) and o.max_p99_ms > 0), "objective.max_p99_ms",
+             o.max_p99_ms, "must be null or a positive number of milliseconds", "e.g. `objective.max_p99_ms=50`")
     _require(spec.backend.name in BACKENDS, "backend", spec.backend.name,
              f"known backends: {', '.join(BACKENDS)}", "use `backend=local`")
