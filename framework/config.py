@@ -165,6 +165,10 @@ def register_configs() -> None:
 
     if not OmegaConf.has_resolver("chiefbench_pid"):
         OmegaConf.register_new_resolver("chiefbench_pid", lambda: str(os.getpid()))
+    if not OmegaConf.has_resolver("chiefbench_cpus"):
+        # ${chiefbench_cpus:2,1} = 2 x this machine's CPU count + 1 (for sweep ranges in experiment presets).
+        OmegaConf.register_new_resolver("chiefbench_cpus", lambda times=1, plus=0: int(times) * (os.cpu_count() or 1)
+                                        + int(plus))
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(group="queue", name="queue_schema", node=QueueConfig)

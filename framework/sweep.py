@@ -187,13 +187,20 @@ def grid_points(multirun_cfg: Any) -> list[list[str]] | None:
     sweeper = multirun_cfg.hydra.get("sweeper", {})
     if "BasicSweeper" not in str(sweeper.get("_target_", "")):
         return None
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra._internal.utils import create_config_search_path
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
-    params.extend(multirun_cfg.hydra.overrides.task)
+    from framework.config import CONF_DIR, register_configs
+
+    register_configs()  # resolvers used in sweeper params (chiefbench_cpus)
     try:
-        overrides = OverridesParser.create().parse_overrides(params)
+        params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+        params.extend(multirun_cfg.hydra.overrides.task)
+        # A config loader lets the parser expand group globs such as queue=glob(*,exclude=*_schema).
+        loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF_DIR)))
+        overrides = OverridesParser.create(config_loader=loader).parse_overrides(params)
         batches = BasicSweeper.split_arguments(overrides, None)
     except Exception:  # a sweep syntax we cannot expand here: no grid, jobs are still gathered
         return None
