@@ -65,6 +65,13 @@ def _label(row: Any, keys: list[str]) -> str:
     return " ".join(f"{k}={row[k]}" for k in keys) if keys else "(all)"
 
 
+def _numbers(df: pd.DataFrame, column: str) -> pd.Series:
+    """The column's numbers (missing values and a missing column give an empty series)."""
+    if column not in df:
+        return pd.Series(dtype=float)
+    return pd.to_numeric(df[column], errors="coerce").dropna()
+
+
 def aggregate(table: pd.DataFrame, keys: list[str] | None = None, metric: str = METRIC) -> pd.DataFrame:
     """One row per configuration (the values of ``keys``): runs, ok, median, 95 % CI, mean, std, cv.
 
@@ -86,8 +93,8 @@ def aggregate(table: pd.DataFrame, keys: list[str] | None = None, metric: str = 
         mean = float(np.mean(x)) if len(x) else math.nan
         std = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
         cv = std / mean if len(x) > 1 and mean else math.nan
-        p99 = pd.to_numeric(ok.get("latency_ms.end_to_end.p99_ms"), errors="coerce")
-        mbs = pd.to_numeric(ok.get("throughput_mb_per_s"), errors="coerce")
+        p99 = _numbers(ok, "latency_ms.end_to_end.p99_ms")
+        mbs = _numbers(ok, "throughput_mb_per_s")
         warning = spread_advice(cv) if not math.isnan(cv) and cv > CV_WARN else ""
         if len(x) == 0:
             warning = "no ok run: see the error column of sweep_results"
@@ -95,8 +102,8 @@ def aggregate(table: pd.DataFrame, keys: list[str] | None = None, metric: str = 
         out.append({"configuration": _label(first, keys), **{k: first[k] for k in keys}, "runs": len(g),
                     "ok": len(x), "failed": int(len(g) - len(ok)), "median": float(np.median(x)) if len(x) else math.nan,
                     "ci_low": low, "ci_high": high, "ci_level": level, "mean": mean, "std": std, "cv": cv,
-                    "mb_per_s_median": float(mbs.median()) if mbs is not None and len(mbs.dropna()) else math.nan,
-                    "p99_ms_median": float(p99.median()) if p99 is not None and len(p99.dropna()) else math.nan,
+                    "mb_per_s_median": float(mbs.median()) if len(mbs) else math.nan,
+                    "p99_ms_median": float(p99.median()) if len(p99) else math.nan,
                     "warning": warning})
     return pd.DataFrame(out, columns=cols)
 

@@ -304,12 +304,20 @@ def job_rows(job_dir: Path, base: Path, job: int) -> list[dict[str, Any]]:
 
 
 def _sanitize(df: pd.DataFrame) -> pd.DataFrame:
-    """Columns that parquet and CSV both hold: mixed object columns become text."""
+    """Columns that parquet and CSV both hold, and that read back equal: mixed object columns become
+    text, flags become nullable booleans, and a missing text is None."""
+    def missing(v: Any) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v))
+
     for col in df.columns:
         if df[col].dtype == object:
-            kinds = {type(v) for v in df[col] if v is not None and not (isinstance(v, float) and math.isnan(v))}
-            if len(kinds) > 1 or (kinds and not kinds <= {str, bool}):
-                df[col] = df[col].map(lambda v: v if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+            kinds = {type(v) for v in df[col] if not missing(v)}
+            if kinds and kinds <= {bool}:
+                df[col] = df[col].map(lambda v: None if missing(v) else v).astype("boolean")
+            elif len(kinds) > 1 or (kinds and not kinds <= {str}):
+                df[col] = df[col].map(lambda v: None if missing(v) else str(v))
+            else:
+                df[col] = df[col].map(lambda v: None if missing(v) else v)
     return df
 
 
