@@ -73,15 +73,16 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def write_failed_summary(directory: str | os.PathLike, error: str, overrides: Sequence[str] = (),
-                         exit_code: int = 1) -> dict[str, Any]:
-    """A ``summary.json`` for a job that could not run: status failed, the error, the machine."""
+                         exit_code: int = 1, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ``summary.json`` for a job that could not run: status failed, the error, the config as composed, the
+    machine."""
     from framework.metadata import SCHEMA_VERSION, machine_metadata
     from framework.runner import rerun_command
 
     summary = {
         "schema_version": SCHEMA_VERSION, "status": "failed", "errors": [error], "warnings": [],
         "exit_code": exit_code, "throughput_items_per_s": None, "throughput_mb_per_s": None,
-        "metadata": machine_metadata(), "rerun_command": rerun_command(overrides, 0).rsplit(" run.seed=0", 1)[0],
+        "config": config, "metadata": machine_metadata(), "rerun_command": rerun_command(overrides, 0).rsplit(" run.seed=0", 1)[0],
     }
     _write_json(Path(directory) / SUMMARY_FILE, summary)
     return summary
@@ -108,6 +109,18 @@ def job_objective(summaries: Sequence[dict[str, Any]], metric: str, max_p99_ms: 
     return {"objective": objective, "feasible": feasible, "median": median, "p99_ms": p99}
 
 
+def _composed(cfg: Any) -> dict[str, Any] | None:
+    """The job's config as Hydra composed it (before validation), without Hydra's own node."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(cfg, DictConfig):
+        return None
+    try:
+        return {k: OmegaConf.to_container(cfg[k], resolve=True) for k in cfg if k != "hydra"}
+    except Exception:  # an unresolvable value: the error text already says what is wrong
+        return None
+
+
 def run_job(cfg: Any, output_dir: str | os.PathLike, overrides: Sequence[str], job_num: int | None = None,
             launcher_cfg: Any = None) -> float:
     """One job of a multirun: validate, run every repeat, write job.json; never raise for a bad job.
@@ -131,7 +144,7 @@ def run_job(cfg: Any, output_dir: str | os.PathLike, overrides: Sequence[str], j
         spec = to_spec(cfg)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        write_failed_summary(out, str(exc), overrides, exit_code=2)
+        write_failed_summary(out, str(exc), overrides, exit_code=2, config=_composed(cfg))
         info.update(status="failed", objective=math.nan, feasible=None)
         _write_json(out / JOB_FILE, info)
         return math.nan

@@ -198,8 +198,15 @@ def _sweep_report(base: Path, target: Path, depth_run: str | None, collected: An
               f"{', '.join(keys) or 'none'}.")
     if c.command:
         page.pre(c.command)
-    for _, r in summary[summary["warning"] != ""].iterrows():
-        page.para(f"warning: {r['configuration']}: {r['warning']}", "warning")
+    warned = summary[summary["warning"] != ""]
+    if len(warned) > 3:  # one line, the details folded
+        page.para(f"warning: {len(warned)} of {len(summary)} configurations have a large spread or no ok run. "
+                  f"{warned.iloc[0]['warning'].split(': ', 1)[-1] if 'spread' in warned.iloc[0]['warning'] else ''}",
+                  "warning")
+        page.table(warned[["configuration", "ok", "runs", "cv", "warning"]], "which configurations")
+    else:
+        for _, r in warned.iterrows():
+            page.para(f"warning: {r['configuration']}: {r['warning']}", "warning")
     for _, r in table[table["status"] != "ok"].drop_duplicates("job").iterrows():
         lines = (r["error"] or r["status"]).strip().splitlines()
         page.para(f"job {r['job']} {r['status']}: {lines[-1] if lines else ''}", "failed")
@@ -226,6 +233,13 @@ def _sweep_report(base: Path, target: Path, depth_run: str | None, collected: An
                 "End-to-end latency CDF per queue design, pooled over that design's runs (measured windows only).")
     page.figure("latency_split", F.stage_split(ok, F.DESIGN if F.DESIGN in ok else None),
                 "Local wait (worker queue) and global wait (global queue), medians over each design's runs.")
+
+    page.figure("latency_vs_load", F.latency_vs_load(ok),
+                "Median end-to-end latency (p50, p99) and served throughput against the offered load, where the "
+                "sweep varied workers.interval_s.")
+    page.figure("thresholds", F.thresholds(ok, base),
+                "End-to-end p50 latency and mean global queue depth against the local threshold, one line per "
+                "global threshold (medians over repeats).")
 
     page.heading("Queue depth")
     run = _pick_depth_run(base, table, depth_run)

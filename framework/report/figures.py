@@ -223,7 +223,9 @@ def depth_over_time(run_dir: Path, label: str) -> plt.Figure | None:
         return None
     fig, ax = plt.subplots(figsize=(8, 3.6))
     g = depth[depth["queue"] == "global"]
-    ax.step(g["elapsed_s"], g["depth"], where="post", color="#c44e52", linewidth=1.8, label="global queue")
+    marker = "o" if len(g) < 50 else None  # few samples (a busy chief samples rarely): show each one
+    ax.step(g["elapsed_s"], g["depth"], where="post", color="#c44e52", linewidth=1.8, marker=marker,
+            markersize=4, label=f"global queue ({len(g)} samples)")
     for w, part in depth[depth["queue"] == "local"].groupby("worker"):
         ax.step(part["elapsed_s"], part["depth"], where="post", linewidth=0.8, alpha=0.6, label=f"worker {w} local")
     ax.set_xlabel("seconds since the start barrier")
@@ -231,5 +233,75 @@ def depth_over_time(run_dir: Path, label: str) -> plt.Figure | None:
     ax.set_title(f"Queue depth over time: {label}")
     ax.legend(fontsize=7, ncol=2)
     ax.set_ylim(bottom=0)
+    fig.tight_layout()
+    return fig
+
+
+INTERVAL, LOCAL_T, GLOBAL_T = "config.workers.interval_s", "config.workers.local_threshold", "config.chief.global_threshold"
+
+
+def latency_vs_load(ok: pd.DataFrame) -> plt.Figure | None:
+    """End-to-end latency and served throughput against offered load (where the worker interval varied)."""
+    need = (INTERVAL, "stability.arrival_items_per_s", "latency_ms.end_to_end.p50_ms", "latency_ms.end_to_end.p99_ms")
+    if ok.empty or any(c not in ok for c in need) or ok[INTERVAL].nunique() < 2:
+        return None
+    by = [DESIGN, INTERVAL] if DESIGN in ok else [INTERVAL]
+    med = ok.groupby(by)[list(need[1:]) + ["throughput_items_per_s"]].median().reset_index()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for design, g in (med.groupby(DESIGN) if DESIGN in med else [("all", med)]):
+        g = g.sort_values("stability.arrival_items_per_s")
+        line, = axes[0].plot(g["stability.arrival_items_per_s"], g["latency_ms.end_to_end.p50_ms"], marker="o",
+                             label=f"{design} p50")
+        axes[0].plot(g["stability.arrival_items_per_s"], g["latency_ms.end_to_end.p99_ms"], marker="^",
+                     linestyle="--", color=line.get_color(), label=f"{design} p99")
+        axes[1].plot(g["stability.arrival_items_per_s"], g["throughput_items_per_s"], marker="o",
+                     color=line.get_color(), label=design)
+    offered = med["stability.arrival_items_per_s"].dropna()
+    offered = offered[offered > 0]
+    if len(offered):
+        axes[1].plot([offered.min(), offered.max()], [offered.min(), offered.max()], color="#999", linewidth=0.8,
+                     linestyle=":", label="served = offered")
+    for ax in axes:
+        ax.set_xlabel("offered load: items/s arriving on the global queue")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    axes[0].set_ylabel("end-to-end latency (ms)")
+    axes[0].set_title("Latency against offered load")
+    axes[1].set_ylabel("items/s taken by the chief")
+    axes[1].set_title("Served against offered load")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _mean_global_depth(run_dir: Path) -> float:
+    path = run_dir / "depth.parquet"
+    if not path.exists():
+        return math.nan
+    d = pd.read_parquet(path, columns=["queue", "depth"])
+    d = d[d["queue"] == "global"]
+    return float(d["depth"].mean()) if len(d) else math.nan
+
+
+def thresholds(ok: pd.DataFrame, base: Path) -> plt.Figure | None:
+    """End-to-end p50 latency and mean global depth against the local threshold, one line per global one."""
+    if ok.empty or LOCAL_T not in ok or GLOBAL_T not in ok or (ok[LOCAL_T].nunique() < 2 and ok[GLOBAL_T].nunique() < 2):
+        return None
+    ok = ok.assign(depth_mean=[_mean_global_depth(base / d) for d in ok["directory"]])
+    med = ok.groupby([GLOBAL_T, LOCAL_T])[["latency_ms.end_to_end.p50_ms", "depth_mean"]].median().reset_index()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for g_t, g in med.groupby(GLOBAL_T):
+        g = g.sort_values(LOCAL_T)
+        axes[0].plot(g[LOCAL_T], g["latency_ms.end_to_end.p50_ms"], marker="o", label=f"global threshold {g_t}")
+        axes[1].plot(g[LOCAL_T], g["depth_mean"], marker="o", label=f"global threshold {g_t}")
+    for ax in axes:
+        ax.set_xlabel("workers.local_threshold")
+        ax.set_xscale("symlog", linthresh=1)
+    axes[0].set_ylabel("end-to-end p50 latency (ms)")
+    axes[0].set_title("Latency against thresholds")
+    axes[1].set_ylabel("mean global queue depth (items)")
+    axes[1].set_title("Global queue depth against thresholds")
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
