@@ -46,6 +46,8 @@ MULTIRUN_FILE = "multirun.yaml"
 RESULTS_TABLE = "sweep_results"
 SUMMARY_TABLE = "sweep_summary"
 BEST_FILE = "best.yaml"
+NO_LATENCY_PENALTY = 1e6
+"""Objective of an ok job that consumed nothing in its window, under a latency bound (finite, for Optuna)."""
 
 # Summary keys that do not become columns (lists of rows; the text ones are joined into `error`, `warning`).
 _NOT_COLUMNS = ("processes", "per_worker", "errors", "warnings")
@@ -104,8 +106,8 @@ def job_objective(summaries: Sequence[dict[str, Any]], metric: str, max_p99_ms: 
     p99 = float(pd.Series(p99s).median()) if p99s else None
     feasible = None if max_p99_ms is None else (p99 is not None and p99 <= max_p99_ms)
     objective = median
-    if feasible is False:
-        objective = -(p99 / max_p99_ms) if p99 is not None else -math.inf
+    if feasible is False:  # no latency measured at all (nothing consumed in the window) scores worst
+        objective = -(p99 / max_p99_ms) if p99 is not None else -NO_LATENCY_PENALTY
     return {"objective": objective, "feasible": feasible, "median": median, "p99_ms": p99}
 
 
@@ -175,7 +177,8 @@ def run_job(cfg: Any, output_dir: str | os.PathLike, overrides: Sequence[str], j
     info.update(status="ok" if statuses == {"ok"} else "failed", **objective)
     _write_json(out / JOB_FILE, info)
     if objective["feasible"] is False:
-        print(f"infeasible: median end-to-end p99 {objective['p99_ms']:.3f} ms is over the bound "
+        measured = "none measured" if objective["p99_ms"] is None else f"{objective['p99_ms']:.3f} ms"
+        print(f"infeasible: median end-to-end p99 ({measured}) is over the bound "
               f"objective.max_p99_ms={spec.objective.max_p99_ms}")
     return objective["objective"]
 
