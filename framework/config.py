@@ -88,6 +88,8 @@ class RunConfig:
     """At stop, workers forward what their local queues hold (transformed) or keep it (sent back untransformed)."""
     repeats: int = 1
     """Run the configuration this many times in one job (fresh processes, one after another); each is recorded."""
+    timeout_s: Optional[float] = None
+    """In a sweep, a repeat still running after this many seconds is stopped and recorded as failed; null = no limit."""
 
 
 @dataclass
@@ -264,6 +266,8 @@ def validate(spec: Config) -> None:
     _require(0 <= r.seed < 2**128, "run.seed", r.seed, "must be null or an integer in [0, 2**128)", "e.g. `run.seed=0`")
     _require(isinstance(r.repeats, int) and 1 <= r.repeats <= 10_000, "run.repeats", r.repeats,
              "must be a positive number of repeats", "e.g. `run.repeats=5` (5 or more for a significance test)")
+    _require(r.timeout_s is None or (_finite(r.timeout_s) and r.timeout_s > 0), "run.timeout_s", r.timeout_s,
+             "must be null or a positive number of seconds", "e.g. `run.timeout_s=60`")
     _require(r.on_stop in ON_STOP, "run.on_stop", r.on_stop, f"must be one of {', '.join(ON_STOP)}",
              "e.g. `run.on_stop=forward`")
     methods = multiprocessing.get_all_start_methods()

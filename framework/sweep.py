@@ -123,6 +123,46 @@ def _composed(cfg: Any) -> dict[str, Any] | None:
         return None
 
 
+def _execute_with_timeout(execute: Any, spec: Any, run_dir: Path, overrides: Sequence[str]) -> Any:
+    """``execute`` under ``run.timeout_s``: past it, the run is stopped as SIGTERM stops it, and recorded as
+    failed (timed out) instead of interrupted, so that the sweep goes on."""
+    import signal
+    import threading
+
+    limit = spec.run.timeout_s
+    if limit is None:
+        return execute(spec, run_dir, overrides)
+    fired = threading.Event()
+
+    def on_term(signum: int, frame: Any) -> None:
+        if fired.is_set():  # our own signal, arriving after the system had stopped: nothing left to stop
+            return
+        raise SystemExit(128 + signum)
+
+    def expire() -> None:
+        fired.set()
+        os.kill(os.getpid(), signal.SIGTERM)  # the chief stops, drains and writes its results
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    timer = threading.Timer(limit, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        result = execute(spec, run_dir, overrides)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    if fired.is_set():
+        s = result.summary
+        s["status"], s["exit_code"] = "failed", 1
+        s["errors"] = [e for e in s["errors"] if not e.startswith("interrupted by SIGTERM")]
+        s["errors"].append(f"timed out: the run was still going after run.timeout_s={limit} s and was stopped; "
+                           f"the figures cover the run until then. Fix: raise run.timeout_s, or shorten the run "
+                           f"(run.duration_s, run.items)")
+        _write_json(run_dir / SUMMARY_FILE, s)
+    return result
+
+
 def run_job(cfg: Any, output_dir: str | os.PathLike, overrides: Sequence[str], job_num: int | None = None,
             launcher_cfg: Any = None) -> float:
     """One job of a multirun: validate, run every repeat, write job.json; never raise for a bad job.
@@ -155,7 +195,7 @@ def run_job(cfg: Any, output_dir: str | os.PathLike, overrides: Sequence[str], j
     for k in range(spec.run.repeats):
         run_dir = out if spec.run.repeats == 1 else out / REPEAT_DIR.format(k)
         try:
-            result = execute(spec, run_dir, overrides)
+            result = _execute_with_timeout(execute, spec, run_dir, overrides)
         except Exception:  # a crash is a row too, and the sweep goes on
             error = traceback.format_exc()
             print(f"chiefbench: job {job_num} repeat {k} crashed:\n{error}", file=sys.stderr)
