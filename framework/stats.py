@@ -184,6 +184,42 @@ def min_p_value(n_a: int, n_b: int) -> float:
     return min(1.0, 2 / math.comb(n_a + n_b, n_a)) if n_a and n_b else 1.0
 
 
+def _norm(value: Any) -> str:
+    """One spelling per value: 2, 2.0 and "2" are all "2"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(f)) if f.is_integer() else repr(f)
+
+
+def _labels(table: pd.DataFrame, keys: list[str]) -> pd.Series:
+    if table.empty:
+        return pd.Series(dtype=str)
+    if not keys:
+        return pd.Series("(all)", index=table.index)
+    parts = []
+    for k in keys:
+        column = next((c for c in (k, f"config.{k}", f"config.{k}.name") if c in table.columns), None)
+        values = table[column].map(_norm) if column else pd.Series("-", index=table.index)
+        parts.append(f"{k}=" + values)
+    label = parts[0]
+    for part in parts[1:]:
+        label = label + " " + part
+    return label
+
+
+def _direction(metric: str, b_higher: bool) -> str:
+    """The verdict's word: throughput up is faster, latency up is slower, anything else higher or lower."""
+    if metric.startswith("throughput"):
+        return "faster" if b_higher else "slower"
+    if metric.startswith("latency") or metric.endswith("_ms"):
+        return "slower" if b_higher else "faster"
+    return "higher" if b_higher else "lower"
+
+
 def compare(a: str | os.PathLike | pd.DataFrame, b: str | os.PathLike | pd.DataFrame, metric: str = METRIC,
             alpha: float = 0.05, force: bool = False) -> pd.DataFrame:
     """For each configuration present in both A and B: medians, ratio B/A and a Mann-Whitney U test.
@@ -198,10 +234,11 @@ def compare(a: str | os.PathLike | pd.DataFrame, b: str | os.PathLike | pd.DataF
     if problems and not force:
         raise ComparisonError("Not comparable: " + "; ".join(problems) + ". Fix: measure again under the same "
                               "conditions, or pass force=True (chiefbench-compare --force) to compare anyway.")
-    keys = [k for k in _keys_of(ta) if k in set(_keys_of(tb)) and k in tb.columns and k in ta.columns]
+    # A configuration is the values of every key either side swept; where one side did not sweep a key, its
+    # value comes from that side's resolved config (config.<key>, or config.<group>.name for a group choice).
+    keys = list(dict.fromkeys([*_keys_of(ta), *_keys_of(tb)]))
     ok_a, ok_b = ta[ta["status"] == "ok"], tb[tb["status"] == "ok"]
-    label = (lambda df: df.apply(lambda r: _label(r, keys), axis=1)) if keys else (lambda df: pd.Series("(all)", df.index))
-    la, lb = (label(ok_a) if len(ok_a) else pd.Series(dtype=str)), (label(ok_b) if len(ok_b) else pd.Series(dtype=str))
+    la, lb = _labels(ok_a, keys), _labels(ok_b, keys)
     rows = []
     for config in [c for c in dict.fromkeys(la) if c in set(lb)]:
         xa = pd.to_numeric(ok_a.loc[la == config, metric], errors="coerce").dropna().to_numpy()
@@ -212,7 +249,7 @@ def compare(a: str | os.PathLike | pd.DataFrame, b: str | os.PathLike | pd.DataF
         p = float(mannwhitneyu(xb, xa, alternative="two-sided").pvalue) if len(xa) > 1 or len(xb) > 1 else math.nan
         significant = bool(p < alpha) if not math.isnan(p) else False
         if significant:
-            verdict = "faster" if med_b > med_a else "slower"
+            verdict = _direction(metric, med_b > med_a)
         elif min_p_value(len(xa), len(xb)) >= alpha:
             verdict = f"too few repeats (need 4+ each for p<{alpha})"
         else:

@@ -233,6 +233,7 @@ def test_optuna_search_marks_infeasible_trials_and_saves_the_best(tmp_path):
     assert "infeasible" in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_job_past_its_timeout_is_a_failed_row_and_the_sweep_goes_on(tmp_path):
     proc = chiefbench("-m", "run.duration_s=60,0.3", "run.timeout_s=4", "queue=pipe", "chief.take_batch=0",
@@ -243,3 +244,13 @@ def test_a_job_past_its_timeout_is_a_failed_row_and_the_sweep_goes_on(tmp_path):
     assert table.loc[60.0, "status"] == "failed" and "timed out" in table.loc[60.0, "error"]
     assert table.loc[60.0, "window.seconds"] < 8 and table.loc[60.0, "counts.produced"] > 0
     assert table.loc[0.3, "status"] == "ok"
+
+
+def test_compare_matches_a_key_swept_on_one_side_with_the_other_sides_config():
+    a = _table({"pipe": [10, 11, 12, 13]}).assign(**{"config.workers.count": 2.0})
+    b = pd.concat([_table({"pipe": [20, 21, 22, 23]}).assign(**{"workers.count": 2}),
+                   _table({"pipe": [90, 91, 92, 93]}).assign(**{"workers.count": 4})])
+    b.attrs["chiefbench"] = {"keys": ["queue", "workers.count"]}
+    result = compare(a, b)
+    assert list(result["configuration"]) == ["queue=pipe workers.count=2"]
+    assert result.iloc[0]["median_b"] == 21.5
