@@ -254,3 +254,24 @@ def test_compare_matches_a_key_swept_on_one_side_with_the_other_sides_config():
     result = compare(a, b)
     assert list(result["configuration"]) == ["queue=pipe workers.count=2"]
     assert result.iloc[0]["median_b"] == 21.5
+
+
+@pytest.mark.timeout(120)
+def test_repeats_from_the_command_line_print_the_median(tmp_path):
+    proc = chiefbench("run.repeats=2", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "repeat 2/2" in proc.stdout and "items/s (median)" in proc.stdout
+    assert (tmp_path / "run" / "repeat-0" / "summary.json").exists()
+    assert (tmp_path / "run" / "repeat-1" / "summary.json").exists()
+
+
+@pytest.mark.timeout(120)
+def test_an_experiment_entry_point_runs_its_sweep(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "experiments" / "load.py"
+    proc = subprocess.run([sys.executable, str(script), "workers.interval_s=0.01,0", "run.duration_s=0.3",
+                           "run.warmup_s=0.1", "run.start_method=fork", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                           "hydra.callbacks.gather.report=false"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=110)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_parquet(tmp_path / "sweep" / "sweep_results.parquet")
+    assert sorted(table["workers.interval_s"]) == [0, 0.01] and (table["status"] == "ok").all()
