@@ -571,6 +571,14 @@ class GatherResults(_HydraCallback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
+        try:
+            self._gather(sweep_dir)
+        except Exception:  # every job's results are on disk already: say how to gather them again
+            print(f"chiefbench: gathering the sweep failed:\n{traceback.format_exc()}The job directories are "
+                  f"complete: `chiefbench-collect {sweep_dir}` and `chiefbench-report {sweep_dir}` redo this.",
+                  file=sys.stderr)
+
+    def _gather(self, sweep_dir: Path) -> None:
         collected = collect(sweep_dir)
         print(format_collected(collected), flush=True)
         best = best_job(collected.table)
