@@ -177,6 +177,21 @@ def _run_report(run_dir: Path, target: Path) -> Path:
     return page.write()
 
 
+def _sweeper_params(base: Path) -> str:
+    """The sweep's parameters set in config (an experiment preset's hydra.sweeper.params), as a comment."""
+    from omegaconf import OmegaConf
+
+    path = base / "multirun.yaml"
+    if not path.exists():
+        return ""
+    try:
+        params = OmegaConf.load(path).hydra.sweeper.get("params") or {}
+        text = " ".join(f"{k}={v}" for k, v in params.items())
+    except Exception:  # an unresolvable value: the command alone still says what ran
+        return ""
+    return f"\n# swept by the preset (hydra.sweeper.params; the command line wins): {text}" if text else ""
+
+
 _MAIN_COLUMNS = ("throughput_items_per_s", "throughput_mb_per_s", "latency_ms.end_to_end.p50_ms",
                  "latency_ms.end_to_end.p99_ms", "window.seconds", "window.items", "stability.unstable")
 
@@ -197,7 +212,7 @@ def _sweep_report(base: Path, target: Path, depth_run: str | None, collected: An
               f"({len(ok)} ok, {failed} not ok); {len(summary)} configurations; swept keys: "
               f"{', '.join(keys) or 'none'}.")
     if c.command:
-        page.pre(c.command)
+        page.pre(c.command + _sweeper_params(base))
     warned = summary[summary["warning"] != ""]
     if len(warned) > 3:  # one line, the details folded
         page.para(f"warning: {len(warned)} of {len(summary)} configurations have a large spread or no ok run. "
