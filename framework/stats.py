@@ -98,6 +98,9 @@ def aggregate(table: pd.DataFrame, keys: list[str] | None = None, metric: str = 
         warning = spread_advice(cv) if not math.isnan(cv) and cv > CV_WARN else ""
         if len(x) == 0:
             warning = "no ok run: see the error column of sweep_results"
+        elif float(np.median(x)) == 0:
+            warning = ("nothing was consumed in the measured window: the configuration stalled (see the warning "
+                       "column of sweep_results and the run's depth.parquet)")
         first = g.iloc[0]
         out.append({"configuration": _label(first, keys), **{k: first[k] for k in keys}, "runs": len(g),
                     "ok": len(x), "failed": int(len(g) - len(ok)), "median": float(np.median(x)) if len(x) else math.nan,
