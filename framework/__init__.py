@@ -14,7 +14,14 @@ The public API is small; everything else is internal::
 from framework.config import ConfigError, compose
 from framework.results import ResultsWriteError, RunResult, load_run
 from framework.runner import run
-from framework.sweep import collect
+
+
+def collect(directory, write=True):  # noqa: ANN001, ANN201
+    """``framework.sweep.collect``: one table of every job of a sweep directory (imported on first use, so that
+    worker processes, which import this package, do not pay for Hydra's callback machinery)."""
+    from framework.sweep import collect as _collect
+
+    return _collect(directory, write=write)
 
 
 def compare(a, b, **kwargs):  # noqa: ANN001, ANN003, ANN201
