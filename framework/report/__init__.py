@@ -215,9 +215,9 @@ def _sweep_report(base: Path, target: Path, depth_run: str | None, collected: An
         page.pre(c.command + _sweeper_params(base))
     warned = summary[summary["warning"] != ""]
     if len(warned) > 3:  # one line, the details folded
-        page.para(f"warning: {len(warned)} of {len(summary)} configurations have a large spread or no ok run. "
-                  f"{warned.iloc[0]['warning'].split(': ', 1)[-1] if 'spread' in warned.iloc[0]['warning'] else ''}",
-                  "warning")
+        page.para(f"warning: {len(warned)} of {len(summary)} configurations have a large spread (std dev over "
+                  f"10 % of the mean), stalled or have no ok run (which ones: below). For a large spread, run more "
+                  f"repeats (run.repeats=10), on a quieter machine, one job at a time.", "warning")
         page.table(warned[["configuration", "ok", "runs", "cv", "warning"]], "which configurations")
     else:
         for _, r in warned.iterrows():
