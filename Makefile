@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test soak clean
+.PHONY: help venv run test soak browser sweep report clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,11 +21,30 @@ venv: $(INSTALLED) ## Create .venv and install chiefbench with its test tools
 run: $(INSTALLED) ## Run the default experiment (the original chief/worker system), results under outputs/
 	$(VENV)/bin/chiefbench
 
-test: $(INSTALLED) ## Run the test suite
+test: $(INSTALLED) browser ## Run the test suite
 	$(PY) -m pytest
 
 soak: $(INSTALLED) ## Soak test: the fastest design at saturation for 10 minutes (CHIEFBENCH_SOAK_S to change)
 	CHIEFBENCH_SOAK_S=$${CHIEFBENCH_SOAK_S:-600} $(PY) -m pytest tests/test_soak.py -v
+
+browser: ## Install Debian's chromium for the report's browser test (as root; otherwise that test is skipped)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get) for the report's browser test"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	    echo "could not install chromium: the browser test will be skipped"; \
+	  else echo "chromium is missing and this is not root: the browser test will be skipped"; fi; }
+
+# A short queue shoot-out: every design x 1, 2, 4 workers x 8 B and 16 KiB items, 3 fresh repeats of 1 s each.
+SWEEP_ARGS ?= workers.count=1,2,4 'payload.shape=[8],[16384]' run.duration_s=1 run.warmup_s=0.2 run.repeats=3 \
+	run.start_method=fork
+
+sweep: $(INSTALLED) ## A short queue shoot-out (about 3 min on 2 cores): one table and report.html in its sweep directory
+	$(VENV)/bin/chiefbench -m +experiment=queue_shootout $(SWEEP_ARGS)
+
+report: $(INSTALLED) ## Write report.html for DIR (default: the latest sweep under outputs/sweeps)
+	$(VENV)/bin/chiefbench-report $(or $(DIR),$(shell ls -dt outputs/sweeps/*/*/ 2>/dev/null | head -1))
 
 clean: ## Remove .venv and generated outputs
 	rm -rf $(VENV) outputs/runs outputs/sweeps *.egg-info

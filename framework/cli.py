@@ -3,7 +3,11 @@
     chiefbench                                   the original system (conf/config.yaml)
     chiefbench workers.count=4 queue=pipe        any override
     chiefbench -m queue=mp_queue,pipe            a Hydra multirun sweep
+    chiefbench run.repeats=5                     five fresh runs of one configuration, median and 95 % CI
     chiefbench --designs                         which queue designs are installed
+
+In a multirun each job goes through ``framework.sweep.run_job`` (repeats, failures as rows) and
+the ``GatherResults`` callback gathers the sweep into one table and a report.
 """
 
 from __future__ import annotations
@@ -42,28 +46,42 @@ def _task(cfg: Any) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from framework.runner import execute
+    from framework.runner import execute, execute_repeats
 
     hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
+    overrides = list(hc.overrides.task)
+    if hc.mode == RunMode.MULTIRUN:
+        # A failing job becomes a row with status failed; the sweep goes on (framework.sweep).
+        from framework.sweep import run_job
+
+        return run_job(cfg, hc.runtime.output_dir, overrides, hc.job.get("num"), hc.launcher)
     try:
         spec = to_spec(cfg)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        if multirun:
-            return None
         sys.exit(2)
     try:
-        result = execute(spec, hc.runtime.output_dir, list(hc.overrides.task))
+        if spec.run.repeats > 1:
+            def show(k: int, result: Any) -> None:
+                print(f"repeat {k + 1}/{spec.run.repeats}")
+                print(format_summary(result.summary))
+
+            results = execute_repeats(spec, hc.runtime.output_dir, overrides, after_each=show)
+            from framework.stats import aggregate, format_aggregate
+            from framework.sweep import collect
+
+            collected = collect(hc.runtime.output_dir)
+            print(format_aggregate(aggregate(collected.table, [])))
+        else:
+            results = [execute(spec, hc.runtime.output_dir, overrides)]
+            print(format_summary(results[0].summary))
     except ResultsWriteError as exc:
         print(f"chiefbench: {exc}", file=sys.stderr)
-        if multirun:
-            return None
         sys.exit(1)
-    print(format_summary(result.summary))
     print(f"results       {hc.runtime.output_dir}")
-    code = result.summary["exit_code"] or (1 if result.status == "failed" else 0)
-    if code and not multirun:
+    result = results[-1]
+    code = result.summary["exit_code"] or (1 if any(r.status == "failed" for r in results) else 0)
+    if code:
         if result.status == "interrupted":
             print(f"chiefbench: {result.summary['errors'][0]}; results so far were written.", file=sys.stderr)
         sys.exit(code)

@@ -27,6 +27,7 @@ BACKENDS = ("local",)
 ON_FAILURE = ("abort", "restart", "continue")
 ON_FULL = ("block", "drop_oldest", "drop_newest", "fail")
 ON_STOP = ("forward", "keep")
+OBJECTIVE_METRICS = ("throughput_items_per_s", "throughput_mb_per_s")
 
 
 class ConfigError(ValueError):
@@ -93,6 +94,10 @@ class RunConfig:
     """Print each consumed item as the original did; null = only when chief.interval_s > 0."""
     on_stop: str = "forward"
     """At stop, workers forward what their local queues hold (transformed) or keep it (sent back untransformed)."""
+    repeats: int = 1
+    """Run the configuration this many times in one job (fresh processes, one after another); each is recorded."""
+    timeout_s: Optional[float] = None
+    """In a sweep, a repeat still running after this many seconds is stopped and recorded as failed; null = no limit."""
 
 
 @dataclass
@@ -140,6 +145,14 @@ class TransformConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    metric: str = "throughput_items_per_s"
+    """What a sweep job returns to the sweeper (the median over repeats; larger is better)."""
+    max_p99_ms: Optional[float] = None
+    """For searches: a job whose median end-to-end p99 latency exceeds this (ms) is infeasible; null = no bound."""
+
+
+@dataclass
 class BackendConfig:
     name: str = "local"
     """Where workers run: local (processes on this machine)."""
@@ -169,6 +182,7 @@ class Config:
     transform: TransformConfig = field(default_factory=TransformConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
 PAYLOAD_SCHEMAS = {"randint": RandintPayload, "array": ArrayPayload}
@@ -180,6 +194,10 @@ def register_configs() -> None:
 
     if not OmegaConf.has_resolver("chiefbench_pid"):
         OmegaConf.register_new_resolver("chiefbench_pid", lambda: str(os.getpid()))
+    if not OmegaConf.has_resolver("chiefbench_cpus"):
+        # ${chiefbench_cpus:2,1} = 2 x this machine's CPU count + 1 (for sweep ranges in experiment presets).
+        OmegaConf.register_new_resolver("chiefbench_cpus", lambda times=1, plus=0: int(times) * (os.cpu_count() or 1)
+                                        + int(plus))
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(group="queue", name="queue_schema", node=QueueConfig)
@@ -234,7 +252,8 @@ def to_spec(cfg: Config | DictConfig) -> Config:
     """Resolve into plain dataclasses, fill a null seed, and validate every rule."""
     if isinstance(cfg, DictConfig):
         # Only the keys of the schema travel: Hydra's own node stays behind.
-        plain = {k: cfg[k] for k in ("workers", "chief", "run", "queue", "payload", "transform", "backend", "faults")
+        plain = {k: cfg[k] for k in ("workers", "chief", "run", "queue", "payload", "transform", "backend", "faults",
+                                     "objective")
                  if k in cfg}
         merged = OmegaConf.merge(OmegaConf.structured(Config), plain)
         payload = merged.payload
@@ -317,6 +336,10 @@ def validate(spec: Config) -> None:
              f"must be shorter than run.duration_s ({r.duration_s}), or nothing is measured",
              "shorten the warm-up or lengthen the run")
     _require(0 <= r.seed < 2**128, "run.seed", r.seed, "must be null or an integer in [0, 2**128)", "e.g. `run.seed=0`")
+    _require(isinstance(r.repeats, int) and 1 <= r.repeats <= 10_000, "run.repeats", r.repeats,
+             "must be a positive number of repeats", "e.g. `run.repeats=5` (5 or more for a significance test)")
+    _require(r.timeout_s is None or (_finite(r.timeout_s) and r.timeout_s > 0), "run.timeout_s", r.timeout_s,
+             "must be null or a positive number of seconds", "e.g. `run.timeout_s=60`")
     _require(r.on_stop in ON_STOP, "run.on_stop", r.on_stop, f"must be one of {', '.join(ON_STOP)}",
              "e.g. `run.on_stop=forward`")
     methods = multiprocessing.get_all_start_methods()
@@ -387,5 +410,10 @@ def validate(spec: Config) -> None:
                  "must be null or a number of seconds after the start, 0 or more", f"e.g. `faults.{key}=1.5`")
     _require(_finite(f.chief_delay_s) and 0 <= f.chief_delay_s <= 3600, "faults.chief_delay_s", f.chief_delay_s,
              "must be a number of seconds from 0 to 3600", "e.g. `faults.chief_delay_s=0.1`")
+    o = spec.objective
+    _require(o.metric in OBJECTIVE_METRICS, "objective.metric", o.metric, f"must be one of {', '.join(OBJECTIVE_METRICS)}",
+             "e.g. `objective.metric=throughput_items_per_s`")
+    _require(o.max_p99_ms is None or (_finite(o.max_p99_ms) and o.max_p99_ms > 0), "objective.max_p99_ms",
+             o.max_p99_ms, "must be null or a positive number of milliseconds", "e.g. `objective.max_p99_ms=50`")
     _require(spec.backend.name in BACKENDS, "backend", spec.backend.name,
              f"known backends: {', '.join(BACKENDS)}", "use `backend=local`")

@@ -109,14 +109,41 @@ def execute(spec: Config, output_dir: str | os.PathLike, overrides: Sequence[str
 
 
 def run(overrides: Sequence[str] = (), output_dir: str | os.PathLike | None = None,
-        echo: Callable[[str], None] = print) -> RunResult:
+        echo: Callable[[str], None] = print) -> RunResult | list[RunResult]:
     """Compose the config with Hydra overrides, run it, write and return the results.
 
     ``framework.run(["queue=pipe", "run.duration_s=2"])`` from a notebook does what
     ``chiefbench queue=pipe run.duration_s=2`` does on the command line.
+    With ``run.repeats=N`` (N > 1) it returns the list of the N results, written to
+    ``output_dir/repeat-<k>/``.
     """
     spec = to_spec(compose(list(overrides)))
     if output_dir is None:
         stamp = _dt.datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
         output_dir = Path("outputs") / "runs" / f"{stamp}_{os.getpid()}"
+    if spec.run.repeats > 1:
+        return execute_repeats(spec, output_dir, overrides, echo)
     return execute(spec, output_dir, overrides, echo)
+
+
+REPEAT_DIR = "repeat-{}"
+"""With run.repeats > 1, repeat k of a job is written to <job dir>/repeat-<k>/ (a complete run directory)."""
+
+
+def execute_repeats(spec: Config, output_dir: str | os.PathLike, overrides: Sequence[str] = (),
+                    echo: Callable[[str], None] = print,
+                    after_each: Callable[[int, RunResult], None] | None = None) -> list[RunResult]:
+    """Run the configuration ``spec.run.repeats`` times, one after another, each with fresh processes.
+
+    Each repeat is a complete run directory ``output_dir/repeat-<k>/``; an interrupted repeat ends
+    the series (its results are kept).
+    """
+    results = []
+    for k in range(spec.run.repeats):
+        result = execute(spec, Path(output_dir) / REPEAT_DIR.format(k), overrides, echo)
+        results.append(result)
+        if after_each is not None:
+            after_each(k, result)
+        if result.status == "interrupted":
+            break
+    return results
