@@ -50,7 +50,7 @@ NO_LATENCY_PENALTY = 1e6
 """Objective of an ok job that consumed nothing in its window, under a latency bound (finite, for Optuna)."""
 
 # Summary keys that do not become columns (lists of rows; the text ones are joined into `error`, `warning`).
-_NOT_COLUMNS = ("processes", "per_worker", "errors", "warnings")
+_NOT_COLUMNS = ("processes", "per_worker", "errors", "warnings", "failures", "memory")
 
 
 # --------------------------------------------------------------------------------------------- one job
@@ -460,7 +460,7 @@ def swept_keys(table: pd.DataFrame, points: list[list[str]] | None) -> list[str]
 
 _FIGURE_PREFIXES = ("status", "error", "warning", "counts.", "window.", "latency_ms.", "stability.", "metadata.",
                     "config.", "throughput_", "rerun_command", "exit_code", "schema_version", "item_bytes", "rounds",
-                    "objective", "feasible")
+                    "objective", "feasible", "blocked_s", "memory", "failures")
 
 
 def _is_figure(column: str) -> bool:

@@ -154,19 +154,25 @@ class _BufferedConsumer(ConsumerEnd):
         self._on_close()
 
 
-def _queue_recv(q: Any) -> Callable[[float | None], Any]:
-    """``recv`` for anything with ``Queue.get(block, timeout)`` semantics."""
+class _BufferedDesign(QueueDesign):
+    """A design whose chief end is a ``_BufferedConsumer`` over ``self._recv``."""
 
-    def recv(timeout: float | None) -> Any:
-        return q.get(False) if timeout == 0 else q.get(True, timeout)
+    _consumer: _BufferedConsumer | None = None
 
-    return recv
+    def _recv(self, timeout: float | None) -> Any:
+        # For anything with Queue.get(block, timeout) semantics; pipe designs override it.
+        return self._q.get(False) if timeout == 0 else self._q.get(True, timeout)
+
+    def consumer(self) -> ConsumerEnd:
+        if self._consumer is None:
+            self._consumer = _BufferedConsumer(self._recv, self.close)
+        return self._consumer
 
 
 # --------------------------------------------------------------------------- designs
 
 
-class MpQueueDesign(QueueDesign):
+class MpQueueDesign(_BufferedDesign):
     """``multiprocessing.Queue``: a pipe plus a feeder thread per putting process.
 
     With ``maxsize`` the bound counts messages, so one ``put_many`` batch takes one
@@ -179,16 +185,11 @@ class MpQueueDesign(QueueDesign):
     def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
         super().__init__(settings, n_producers, mp_context)
         self._q = mp_context.Queue(settings.maxsize)
-        self._consumer: _BufferedConsumer | None = None
         self._closed = False
 
     def producer(self, worker_id: int) -> ProducerEnd:
         return _MpQueueProducer(self._q)
 
-    def consumer(self) -> ConsumerEnd:
-        if self._consumer is None:
-            self._consumer = _BufferedConsumer(_queue_recv(self._q), self.close)
-        return self._consumer
 
     def close(self) -> None:
         if not self._closed:
@@ -199,7 +200,7 @@ class MpQueueDesign(QueueDesign):
             self._q = self._consumer = None
 
 
-class SimpleQueueDesign(QueueDesign):
+class SimpleQueueDesign(_BufferedDesign):
     """``multiprocessing.SimpleQueue``: a locked pipe, no feeder thread.
 
     Caveat: ``put`` cannot time out and ignores ``block``; the OS pipe buffer
@@ -211,7 +212,6 @@ class SimpleQueueDesign(QueueDesign):
     def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
         super().__init__(settings, n_producers, mp_context)
         self._q = mp_context.SimpleQueue()
-        self._consumer: _BufferedConsumer | None = None
         self._closed = False
 
     def producer(self, worker_id: int) -> ProducerEnd:
@@ -223,10 +223,6 @@ class SimpleQueueDesign(QueueDesign):
             raise queue.Empty
         return self._q.get()
 
-    def consumer(self) -> ConsumerEnd:
-        if self._consumer is None:
-            self._consumer = _BufferedConsumer(self._recv, self.close)
-        return self._consumer
 
     def close(self) -> None:
         if not self._closed:
@@ -235,7 +231,7 @@ class SimpleQueueDesign(QueueDesign):
             self._q = self._consumer = None  # frees the named lock, as for mp_queue
 
 
-class PipeDesign(QueueDesign):
+class PipeDesign(_BufferedDesign):
     """One ``multiprocessing.Pipe`` per producer; the chief waits on all of them.
 
     FIFO per producer; across producers the chief takes turns among the pipes that
@@ -257,7 +253,6 @@ class PipeDesign(QueueDesign):
         self._writers = [w for _, w in pairs]
         # The consumer's wait set; shrinks as producers hang up.
         self._live = list(self._readers)
-        self._consumer: _BufferedConsumer | None = None
         self._closed = False
 
     def producer(self, worker_id: int) -> ProducerEnd:
@@ -298,10 +293,6 @@ class PipeDesign(QueueDesign):
             return message
         raise queue.Empty
 
-    def consumer(self) -> ConsumerEnd:
-        if self._consumer is None:
-            self._consumer = _BufferedConsumer(self._recv, self.close)
-        return self._consumer
 
     def close(self) -> None:
         if not self._closed:
@@ -337,7 +328,7 @@ def _exit_with_parent(chief_pid: int, start_method: str) -> None:
     threading.Thread(target=watch, name="chiefbench-parent-watch", daemon=True).start()
 
 
-class ManagerQueueDesign(QueueDesign):
+class ManagerQueueDesign(_BufferedDesign):
     """A ``queue.Queue`` living in a ``multiprocessing.Manager`` server process.
 
     Every put and get is a round trip to the server. With ``maxsize`` the bound
@@ -360,17 +351,12 @@ class ManagerQueueDesign(QueueDesign):
         except BaseException:
             self._manager.shutdown()
             raise
-        self._consumer: _BufferedConsumer | None = None
         self._closed = False
 
     def producer(self, worker_id: int) -> ProducerEnd:
         # The proxy pickles at any time (not only at spawn) and reconnects on its own.
         return _QueueProducer(self._q)
 
-    def consumer(self) -> ConsumerEnd:
-        if self._consumer is None:
-            self._consumer = _BufferedConsumer(_queue_recv(self._q), self.close)
-        return self._consumer
 
     def close(self) -> None:
         if not self._closed:
