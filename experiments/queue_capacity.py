@@ -48,7 +48,7 @@ def main() -> None:
         table["ratio_to_mp_queue"] = table["items_per_s"] / table.loc["mp_queue", "items_per_s"]
     table = table.sort_values("items_per_s", ascending=False)
     df.to_csv(out / "runs.csv", index=False)
-    with pd.option_context("display.width", 160, "display.float_format", "{:,.2f}".format):
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:,.2f}".format):
         print(table)
     noisy = table[table["spread_pct"] > 10]
     if len(noisy):
