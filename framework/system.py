@@ -172,6 +172,7 @@ class _Chief:
         self.sample_ns = int(spec.run.depth_sample_s * 1e9)
         self._last_sample_ns = 0
         self._last_progress_ns = 0
+        self._last_progress_consumed = 0
         self._last_line_ns = 0
         self._last_memory_ns = 0
 
@@ -532,12 +533,14 @@ class _Chief:
     def progress(self, now: int) -> None:
         if not self.spec.run.progress or now - self._last_progress_ns < 5e8:
             return
-        self._last_progress_ns = now
+        # The current rate: consumed since the last refresh, not an average since the start.
+        since = (now - (self._last_progress_ns or self.t0)) / 1e9
+        rate = (self.items.consumed - self._last_progress_consumed) / since if since > 0 else 0.0
+        self._last_progress_ns, self._last_progress_consumed = now, self.items.consumed
         elapsed = (now - self.t0) / 1e9
         produced, consumed = sum(self.produced()), self.items.consumed
         where = f"round {self.rounds}/{self.spec.chief.rounds}" if (
             self.spec.run.duration_s is None and self.spec.run.items is None) else f"{elapsed:6.1f} s"
-        rate = consumed / elapsed if elapsed > 0 else 0.0
         line = f"[chief] {where}  produced {produced:,}  consumed {consumed:,}  rate {rate:,.4g} items/s"
         if self.failures:
             line += f"  failures {len(self.failures)}"

@@ -149,3 +149,31 @@ def running(processes):
         except psutil.NoSuchProcess:
             pass
     return alive
+
+
+def test_a_second_ctrl_c_while_stopping_stops_at_once(tmp_path):
+    """The first Ctrl-C starts a long drain (a multiprocessing.Queue backlog of millions); the second ends it."""
+    out = tmp_path / "run"
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([CHIEFBENCH, "workers.interval_s=0", "chief.interval_s=0", "run.duration_s=120",
+                                 "run.print_items=false", f"hydra.run.dir={out}"], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and "[chief]" not in log.read_text():
+        time.sleep(0.1)
+    workers = psutil.Process(proc.pid).children()
+    time.sleep(4)  # producers outrun a chief taking one item per check: the backlog grows
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    started = time.monotonic()
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert time.monotonic() - started < 15
+    assert "Traceback" not in stdout + log.read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert any("interrupted again" in e for e in summary["errors"])
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not running(alive)
