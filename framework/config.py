@@ -350,7 +350,7 @@ def validate(spec: Config) -> None:
                  f"e.g. `{key}=1`")
 
     try:
-        design = design_class(spec.queue.name)
+        design_class(spec.queue.name)  # imports it: an unknown name or a missing extra fails here
     except (UnknownDesignError, DesignUnavailableError) as exc:
         raise ConfigError("queue", spec.queue.name, str(exc).split(". Fix: ")[0].split(": ", 1)[-1],
                           str(exc).split("Fix: ", 1)[-1]) from None
