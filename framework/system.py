@@ -173,6 +173,7 @@ class _Chief:
         self._last_sample_ns = 0
         self._last_progress_ns = 0
         self._last_progress_consumed = 0
+        self._progress_live = False
         self._last_line_ns = 0
         self._last_memory_ns = 0
 
@@ -455,7 +456,8 @@ class _Chief:
                                        f"run.drain_timeout_s={self.spec.run.drain_timeout_s}") from None
                 continue
             got += len(items)
-            if self.print_items:
+            if self.print_items and items:
+                self.clear_progress()
                 for w, seq, _, _, value in items:
                     self.echo(f"[chief] round {self.rounds}: took {value!r:.40} (worker {w}, seq {seq})")
         self.publish_taken()
@@ -547,9 +549,17 @@ class _Chief:
         if sys.stderr.isatty():
             sys.stderr.write("\r" + line + "\033[K")
             sys.stderr.flush()
+            self._progress_live = True
         elif now - self._last_line_ns >= 5e9:
             self._last_line_ns = now
             print(line, file=sys.stderr, flush=True)
+
+    def clear_progress(self) -> None:
+        """Erase the live progress line, so that printed items start on a line of their own."""
+        if self._progress_live:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._progress_live = False
 
     def process_rows(self, t_end: int) -> list[dict]:
         rows = [{"role": "chief", "worker": -1, "incarnation": 0, "pid": os.getpid(),
@@ -640,8 +650,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
             chief.sample_depth(t_end, force=True)
         chief.control[protocol.STOP] = 1
         chief.stop_count = chief.interrupts.count
-        if spec.run.progress and sys.stderr.isatty():
-            sys.stderr.write("\n")
+        chief.clear_progress()
         try:
             if consumer is not None:
                 chief.drain(consumer)
