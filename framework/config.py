@@ -110,6 +110,8 @@ class QueueConfig:
     """Bound of the global queue in payload bytes (items x item size); 0 = unbounded."""
     on_full: str = "block"
     """What a worker does when the bound is reached: block, drop_oldest, drop_newest or fail."""
+    buffer_bytes: Optional[int] = None
+    """Bytes of a byte-bounded design's buffer (shm_ring: per worker); null = sized from payload x forward_batch."""
 
 
 @dataclass
@@ -274,6 +276,20 @@ def to_spec(cfg: Config | DictConfig) -> Config:
     return spec
 
 
+MIN_BUFFER_BYTES = 4096
+MESSAGE_OVERHEAD_BYTES = 4096
+"""Framing, pickle header and stamps of one message, beyond its items' payload bytes (generous)."""
+ITEM_OVERHEAD_BYTES = 64
+"""Per item in a message: its stamps and sequence number."""
+
+
+def message_bytes(spec: Config) -> int:
+    """The largest message a worker sends: workers.forward_batch items, with framing."""
+    from framework.payloads import item_nbytes
+
+    return MESSAGE_OVERHEAD_BYTES + spec.workers.forward_batch * (item_nbytes(spec.payload) + ITEM_OVERHEAD_BYTES)
+
+
 def item_bound(spec: Config) -> int | None:
     """The global queue's bound in items, from queue.maxsize and queue.max_bytes; None = unbounded."""
     from framework.payloads import item_nbytes
@@ -395,6 +411,15 @@ def validate(spec: Config) -> None:
              f"one item of this payload is {nbytes:,} bytes, larger than the queue's whole capacity of "
              f"{q.max_bytes:,} bytes, so it could never be put",
              f"raise `queue.max_bytes` to at least {nbytes} (better, a multiple of it), or shrink payload.shape")
+    _require(q.buffer_bytes is None or (isinstance(q.buffer_bytes, int) and q.buffer_bytes >= MIN_BUFFER_BYTES),
+             "queue.buffer_bytes", q.buffer_bytes, f"must be null (sized from the payload) or at least "
+             f"{MIN_BUFFER_BYTES} bytes", "e.g. `queue.buffer_bytes=8388608` or `queue.buffer_bytes=null`")
+    message = message_bytes(spec)
+    _require(q.buffer_bytes is None or q.name != "shm_ring" or 2 * message <= q.buffer_bytes, "queue.buffer_bytes",
+             q.buffer_bytes, f"a message of workers.forward_batch={w.forward_batch} items of {nbytes:,} bytes needs "
+             f"about {message:,} bytes and may use at most half of each worker's ring",
+             f"set `queue.buffer_bytes` to at least {2 * message}, or null to size it from the payload, or lower "
+             f"workers.forward_batch")
     bound = item_bound(spec)
     _require(bound is None or bound > c.global_threshold, "queue.maxsize" if q.maxsize else "queue.max_bytes",
              q.maxsize or q.max_bytes,

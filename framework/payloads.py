@@ -37,6 +37,11 @@ def make_source(payload: Any, rng: np.random.Generator) -> Callable[[], Any]:
     raise ValueError(f"unknown payload {payload.name!r}")
 
 
+def scalar_payload(payload: Any) -> bool:
+    """Whether an item is one number (batches of them travel as one float64 column)."""
+    return payload.name == "randint"
+
+
 def value_reader(payload: Any) -> Callable[[Any], float] | None:
     """How the recorder reduces an item to its recorded value; None means the item is the value."""
     if payload.name == "array":

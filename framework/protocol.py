@@ -1,9 +1,14 @@
 """What the chief and its workers say to each other: the shared control block and
 the tiny messages that travel on the global queue beside the items.
 
-An item on the global queue is a plain tuple, the cheapest thing to pickle::
+A single item on the global queue is a plain tuple, the cheapest thing to pickle::
 
     (worker_id, seq, created_ns, forwarded_ns, value)
+
+Several items forwarded together (``workers.forward_batch`` > 1) travel as one
+``Chunk``: columns instead of tuples, so a design that understands numpy (shm_ring,
+zmq) moves their stamps and values as raw buffers, and the chief records them
+with a handful of numpy calls instead of a Python step per item.
 
 Stamps are ``time.monotonic_ns()``, one clock shared by every process on the machine.
 """
@@ -58,6 +63,37 @@ def chief_alive_probe(chief_pid: int, start_method: str) -> Callable[[], bool]:
 def control_block(mp_context: Any, n_workers: int) -> Any:
     """A zeroed shared int64 array holding the header and every worker's slots."""
     return mp_context.RawArray("q", HEADER_SLOTS + n_workers * WORKER_SLOTS)
+
+
+class Chunk:
+    """Items ``seq0 .. seq0 + n - 1`` of one worker, forwarded together at ``forwarded_ns``.
+
+    ``values`` is a float64 array for scalar payloads, else a list of the items' values.
+    A forward always takes the oldest items of a FIFO local queue, so its seqs are consecutive.
+    """
+
+    __slots__ = ("worker", "seq0", "created_ns", "forwarded_ns", "values")
+
+    def __init__(self, worker: int, seq0: int, created_ns: Any, forwarded_ns: int, values: Any) -> None:
+        self.worker, self.seq0, self.created_ns, self.forwarded_ns, self.values = \
+            worker, seq0, created_ns, forwarded_ns, values
+
+    def __reduce__(self) -> tuple:
+        return Chunk, (self.worker, self.seq0, self.created_ns, self.forwarded_ns, self.values)
+
+    def __len__(self) -> int:
+        return len(self.created_ns)
+
+    def split(self, k: int) -> tuple[Chunk, Chunk]:
+        """The first ``k`` items and the rest (the chief takes exactly what its rule asks for)."""
+        return (Chunk(self.worker, self.seq0, self.created_ns[:k], self.forwarded_ns, self.values[:k]),
+                Chunk(self.worker, self.seq0 + k, self.created_ns[k:], self.forwarded_ns, self.values[k:]))
+
+    def tuples(self) -> list[tuple]:
+        """The same items as item tuples (for printing and for the rare per-item path)."""
+        w, s0, f = self.worker, self.seq0, self.forwarded_ns
+        values = self.values.tolist() if hasattr(self.values, "tolist") else self.values
+        return [(w, s0 + i, c, f, v) for i, (c, v) in enumerate(zip(self.created_ns.tolist(), values))]
 
 
 @dataclass

@@ -34,6 +34,8 @@ class ItemRecorder:
         self._chunk_items = max(1, min(chunk_items, CHUNK_BYTES // max(1, item_nbytes)))
         self._pending: list[tuple] = []
         self._batches: list[tuple[int, int, int]] = []
+        self._pending_chunks: list[tuple[Any, int, int]] = []
+        self._pending_chunk_items = 0
         self._chunks: list[dict[str, np.ndarray]] = []
         self._counts = [0] * len(STATES)
 
@@ -47,11 +49,54 @@ class ItemRecorder:
 
     def add(self, items: list[tuple], consumed_ns: int, state: int = CONSUMED) -> None:
         """Record a batch taken at ``consumed_ns`` (NO_STAMP for items never consumed)."""
+        if not items:
+            return
+        if self._pending_chunks:
+            self._compact_chunks()  # rows stay in arrival order
         self._pending.extend(items)
         self._batches.append((len(items), consumed_ns, state))
         self._counts[state] += len(items)
         if len(self._pending) >= self._chunk_items:
             self._compact()
+
+    def add_chunks(self, chunks: list, consumed_ns: int, state: int = CONSUMED) -> None:
+        """Record ``protocol.Chunk`` messages taken at ``consumed_ns``: columns stay columns."""
+        if self._pending:
+            self._compact()
+        n = 0
+        for chunk in chunks:
+            self._pending_chunks.append((chunk, consumed_ns, state))
+            n += len(chunk)
+        self._counts[state] += n
+        self._pending_chunk_items += n
+        if self._pending_chunk_items >= self._chunk_items:
+            self._compact_chunks()
+
+    def _compact_chunks(self) -> None:
+        pending = self._pending_chunks
+        if not pending:
+            return
+        lens = np.fromiter((len(c) for c, _, _ in pending), np.int64, len(pending))
+        total = int(lens.sum())
+        starts = np.cumsum(lens) - lens
+        seq0 = np.fromiter((c.seq0 for c, _, _ in pending), np.int64, len(pending))
+        first = pending[0][0].values
+        if isinstance(first, np.ndarray) and first.dtype == np.float64 and first.ndim == 1:
+            values = np.concatenate([c.values for c, _, _ in pending])
+        else:
+            read = self._value_of or (lambda v: v)
+            values = np.fromiter((read(v) for c, _, _ in pending for v in c.values), np.float64, total)
+        self._chunks.append({
+            "worker": np.repeat(np.fromiter((c.worker for c, _, _ in pending), np.int32, len(pending)), lens),
+            "seq": np.repeat(seq0 - starts, lens) + np.arange(total, dtype=np.int64),
+            "value": values,
+            "created_ns": np.concatenate([c.created_ns for c, _, _ in pending]).astype(np.int64, copy=False),
+            "forwarded_ns": np.repeat(np.fromiter((c.forwarded_ns for c, _, _ in pending), np.int64,
+                                                  len(pending)), lens),
+            "consumed_ns": np.repeat(np.fromiter((t for _, t, _ in pending), np.int64, len(pending)), lens),
+            "state": np.repeat(np.fromiter((st for _, _, st in pending), np.int8, len(pending)), lens),
+        })
+        self._pending_chunks, self._pending_chunk_items = [], 0
 
     def _compact(self) -> None:
         if not self._pending:
@@ -74,6 +119,7 @@ class ItemRecorder:
     def frame(self) -> pd.DataFrame:
         """One row per item; stamps that never happened are <NA>."""
         self._compact()
+        self._compact_chunks()
         columns = ("worker", "seq", "value", "created_ns", "forwarded_ns", "consumed_ns", "state")
         if self._chunks:
             data = {c: np.concatenate([chunk[c] for chunk in self._chunks]) for c in columns}

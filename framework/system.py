@@ -68,9 +68,10 @@ import pandas as pd
 import psutil
 
 from framework import hygiene, protocol
-from framework.config import Config, item_bound
+from framework.config import Config, item_bound, message_bytes
 from framework.payloads import item_nbytes, value_reader
 from framework.queues import QueueSettings, design_class
+from framework.protocol import Chunk
 from framework.record import DROPPED_NEWEST, DROPPED_OLDEST, LEFT_GLOBAL, LEFT_LOCAL, NO_STAMP, DepthRecorder, \
     ItemRecorder
 from framework.worker import WorkerSpec, run_worker
@@ -157,6 +158,9 @@ class _Chief:
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.evicted = 0
+        self.held: list = []
+        """Messages received but not yet taken: the rest of a chunk the rule did not ask for."""
+        self.forward_batch = spec.workers.forward_batch
         self.in_transit_lost = 0
         self.rounds = 0
         self.t0 = 0
@@ -408,31 +412,74 @@ class _Chief:
             depth = self.global_depth()
             if depth > threshold:
                 self.take(consumer, depth if take_batch == 0 else min(take_batch, depth), end_ns)
+            elif not interval_ns:
+                # Checking "at once" must not mean spinning on the counters: sleep in the design
+                # until something arrives (or housekeeping is due).
+                self.await_arrival(consumer, next_housekeeping)
             self.rounds += 1
             if interval_ns:
                 self.sample_depth(now_ns(), force=True)
             if rounds_limit is not None and self.rounds >= rounds_limit:
                 return
 
-    def receive(self, consumer: Any, max_items: int, state: int, stamp_consumed: bool) -> list[tuple]:
-        """One get_many: record the items, handle the messages; raise queue.Empty if none came."""
-        batch = consumer.get_many(max_items, timeout=HOUSEKEEPING_S)
+    def receive(self, consumer: Any, max_items: int, state: int, stamp_consumed: bool) -> list:
+        """One get_many: record at most ``max_items`` items (tuples or chunks) and handle the
+        messages; return the item-bearing messages; raise queue.Empty if nothing came."""
+        if self.held:
+            batch, self.held = self.held, []
+        else:
+            # A message may be a chunk of forward_batch items: ask for about enough of them.
+            batch = consumer.get_many(max(1, -(-max_items // self.forward_batch)), timeout=HOUSEKEEPING_S)
         stamp = time.monotonic_ns() if stamp_consumed else NO_STAMP
-        items = [m for m in batch if type(m) is tuple]
+        items, chunks, others, room = [], [], [], max_items
+        for i, message in enumerate(batch):
+            kind = type(message)
+            if kind is tuple or kind is Chunk:
+                if room == 0:
+                    self.held = [m for m in batch[i:]]  # the rule asked for no more: keep them queued
+                    break
+                if kind is tuple:
+                    items.append(message)
+                    room -= 1
+                elif len(message) <= room:
+                    chunks.append(message)
+                    room -= len(message)
+                else:
+                    head, tail = message.split(room)
+                    chunks.append(head)
+                    room = 0
+                    self.held = [tail, *batch[i + 1:]]
+                    break
+            else:
+                others.append(message)
         # Record first, and handle every message before raising: a failure under
         # on_failure=abort must not cost the messages that came with it.
         self.items.add(items, stamp, state)
-        if len(items) != len(batch):
-            failure = None
-            for message in batch:
-                if type(message) is not tuple:
-                    try:
-                        self.handle_message(message)
-                    except WorkerFailed as exc:
-                        failure = failure or exc
-            if failure is not None:
-                raise failure
-        return items
+        if chunks:
+            self.items.add_chunks(chunks, stamp, state)
+        failure = None
+        for message in others:
+            try:
+                self.handle_message(message)
+            except WorkerFailed as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return [*items, *chunks]
+
+    def await_arrival(self, consumer: Any, until_ns: int) -> None:
+        """Wait in the design's own get (no busy loop) for the next message, at most until ``until_ns``.
+
+        What arrives is held, not taken: it stays on the global queue for the chief's rule. One
+        message per call, so the chief never reads ahead more than the threshold's worth (a
+        design's own backpressure, such as a full pipe, keeps working)."""
+        timeout = (until_ns - time.monotonic_ns()) / 1e9
+        if timeout <= 0:
+            return
+        try:
+            self.held.extend(consumer.get_many(1, timeout=timeout))
+        except queue.Empty:
+            pass
 
     def take(self, consumer: Any, n: int, end_ns: int | None) -> None:
         """Take ``n`` items the counters say were forwarded (they may still be in flight);
@@ -443,7 +490,7 @@ class _Chief:
             if self.interrupts.count:
                 break  # the loop raises at its next safe point; what was taken is recorded
             try:
-                items = self.receive(consumer, min(n - got, TAKE_CHUNK_ITEMS), 0, True)
+                received = self.receive(consumer, min(n - got, TAKE_CHUNK_ITEMS), 0, True)
             except queue.Empty:
                 self.check_workers(time.monotonic_ns())
                 if time.monotonic() > deadline:
@@ -455,10 +502,10 @@ class _Chief:
                     raise WorkerFailed(f"{n - got} forwarded items did not arrive within "
                                        f"run.drain_timeout_s={self.spec.run.drain_timeout_s}") from None
                 continue
-            got += len(items)
-            if self.print_items and items:
+            got += _count(received)
+            if self.print_items and received:
                 self.clear_progress()
-                for w, seq, _, _, value in items:
+                for w, seq, _, _, value in _as_tuples(received):
                     self.echo(f"[chief] round {self.rounds}: took {value!r:.40} (worker {w}, seq {seq})")
         self.publish_taken()
 
@@ -467,7 +514,7 @@ class _Chief:
         excess = self.global_depth() - self.bound
         while excess > 0:
             try:
-                excess -= len(self.receive(consumer, min(excess, TAKE_CHUNK_ITEMS), DROPPED_OLDEST, False))
+                excess -= _count(self.receive(consumer, min(excess, TAKE_CHUNK_ITEMS), DROPPED_OLDEST, False))
             except queue.Empty:
                 break
         self.evicted = self.items.count(DROPPED_OLDEST)
@@ -506,6 +553,8 @@ class _Chief:
                     break  # whoever has not reported is dead: nothing more will come
             except WorkerFailed:
                 pass  # a failure reported while stopping is recorded; keep draining the others
+        while self.held:  # received, never taken: still on the global queue at the stop
+            self.receive(consumer, 1 << 30, LEFT_GLOBAL, False)
         if self.awaiting_eos:
             missing = sorted(w for w, _ in self.awaiting_eos)
             self.errors.append(f"no end-of-stream from worker(s) {missing}: nothing arrived for "
@@ -575,6 +624,15 @@ class _Chief:
         return rows
 
 
+def _count(messages: list) -> int:
+    """Items in a list of item tuples and chunks."""
+    return sum(1 if type(m) is tuple else len(m) for m in messages)
+
+
+def _as_tuples(messages: list) -> list[tuple]:
+    return [t for m in messages for t in ([m] if type(m) is tuple else m.tuples())]
+
+
 def _start_ignoring_signals(process: Any) -> None:
     """Start a worker that ignores Ctrl-C and SIGTERM from its first instruction on.
 
@@ -620,7 +678,8 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
     hygiene.claim_tempdir()
     ctx = multiprocessing.get_context(spec.run.start_method)
     # The framework keeps the bound itself (in items, for every design), so the design is unbounded.
-    design = design_class(spec.queue.name)(QueueSettings(spec.queue.name, 0), spec.workers.count, ctx)
+    settings = QueueSettings(spec.queue.name, 0, spec.queue.buffer_bytes, message_bytes(spec))
+    design = design_class(spec.queue.name)(settings, spec.workers.count, ctx)
     chief = _Chief(spec, design, ctx, echo)
     status, exit_code, consumer = "ok", 0, None
     t_end = 0

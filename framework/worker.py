@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from framework import protocol
-from framework.payloads import make_source
+from framework.payloads import make_source, scalar_payload
 from framework.transforms import make_transform
 
 SLEEP_SLICE_S = 0.05
@@ -215,7 +215,8 @@ def _loop(spec: WorkerSpec, st: _State, local: Any, source: Any, transform: Any,
     now_ns = time.monotonic_ns
     next_ns = max(t0, now_ns() if spec.incarnation else t0)
     next_beat = 0
-    put, put_many = producer.put, producer.put_many
+    put = producer.put
+    scalar = scalar_payload(spec.payload)
     slot_hb, slot_produced, slot_forwarded = st.slot_heartbeat, st.slot_produced, st.slot_forwarded
     while not control[protocol.STOP]:
         now = now_ns()
@@ -244,20 +245,31 @@ def _loop(spec: WorkerSpec, st: _State, local: Any, source: Any, transform: Any,
             if bound is not None and not _admit(spec, st, control, taken, local, n):
                 continue
             stamp = now_ns()
-            if transform is None:
-                batch = [(wid, s, c, stamp, v) for s, c, v in taken]
+            if n == 1:
+                s, c, v = taken[0]
+                message = (wid, s, c, stamp, v if transform is None else transform(v))
             else:
-                batch = [(wid, s, c, stamp, transform(v)) for s, c, v in taken]
+                message = _chunk(wid, taken, stamp, transform, scalar)
             # Counted before the put: a put larger than a pipe's buffer completes only while
             # the chief reads, and the chief reads only what the counters announce.
             st.forwarded += n
             control[slot_forwarded] = st.forwarded
             control[slot_hb] = protocol.IN_PUT
-            if n == 1:
-                put(batch[0])
-            else:
-                put_many(batch)
+            put(message)
             control[slot_hb] = now_ns()
+
+
+def _chunk(wid: int, taken: list, stamp: int, transform: Any, scalar: bool) -> protocol.Chunk:
+    """Several forwarded items as one columnar message (see protocol.Chunk)."""
+    n = len(taken)
+    created = np.fromiter([c for _, c, _ in taken], np.int64, n)
+    if scalar:
+        values = np.fromiter([v for _, _, v in taken], np.float64, n)
+        if transform is not None:
+            values = transform(values)  # one vectorised call for the whole batch
+    else:
+        values = [v for _, _, v in taken] if transform is None else [transform(v) for _, _, v in taken]
+    return protocol.Chunk(wid, taken[0][0], created, stamp, values)
 
 
 def _admit(spec: WorkerSpec, st: _State, control: Any, taken: list, local: Any, n: int) -> bool:
@@ -307,7 +319,10 @@ def _finish(spec: WorkerSpec, st: _State, producer: Any, local: Any, transform: 
                 leftovers = [(wid, s, c, stamp, apply(v)) for s, c, v in entries]
             else:
                 leftovers = [(wid, s, c, -1, v) for s, c, v in entries]
-            producer.put(protocol.Leftovers(wid, leftovers))
+            # In pieces no larger than a forward: a design bounded in bytes is sized for those.
+            step = max(1, spec.forward_batch)
+            for i in range(0, len(leftovers), step):
+                producer.put(protocol.Leftovers(wid, leftovers[i:i + step]))
         producer.put(protocol.EndOfStream(
             spec.worker_id, spec.incarnation, st.seq, st.forwarded, st.dropped, st.blocked_ns / 1e9,
             time.monotonic() - st.started_wall, time.process_time() - st.started_cpu, os.getpid(), error))

@@ -204,7 +204,9 @@ def test_items_larger_than_a_pipe_buffer_flow(run_in, design):
 
 @pytest.mark.parametrize("design", ["pipe", "simple_queue"])
 def test_a_pipe_that_cannot_reach_the_threshold_is_reported_as_a_stall(run_in, design):
-    result = run_in(["workers.interval_s=0", "chief.interval_s=0", "run.progress=false", "run.start_method=fork",
+    # A chief checking at intervals reads only what it takes (at chief.interval_s=0 it waits on the
+    # queue itself, holding up to global_threshold items, which lets a full pipe drain).
+    result = run_in(["workers.interval_s=0", "chief.interval_s=0.01", "run.progress=false", "run.start_method=fork",
                      f"queue={design}", "payload=array", "payload.shape=[131072]", "run.duration_s=30"])
     assert result.status == "failed"
     (error,) = [e for e in result.summary["errors"] if e.startswith("stalled")]

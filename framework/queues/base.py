@@ -47,6 +47,10 @@ class QueueSettings:
     """Registered design name (``mp_queue``, ``pipe``...)."""
     maxsize: int = 0
     """Bound in items; 0 means unbounded (only for designs with ``supports_maxsize``)."""
+    buffer_bytes: int | None = None
+    """Size of a byte-bounded design's buffer (per worker for shm_ring); None = sized from the payload."""
+    message_bytes_hint: int = 0
+    """The largest message the run expects (items x payload bytes per forward), for sizing buffers."""
 
 
 class ProducerEnd(ABC):
@@ -132,6 +136,7 @@ REGISTRY: dict[str, str] = {
     "simple_queue": "framework.queues.stdlib:SimpleQueueDesign",
     "pipe": "framework.queues.stdlib:PipeDesign",
     "manager_queue": "framework.queues.stdlib:ManagerQueueDesign",
+    "shm_ring": "framework.queues.shm_ring:ShmRingDesign",
 }
 
 
