@@ -1,9 +1,11 @@
 """Cheap recording on the chief's hot path: item stamps and queue depths.
 
 The chief hands whole batches to ``ItemRecorder.add`` (one ``list.extend`` and one
-tuple per batch); every ``chunk_items`` items the pending tuples are turned into
-numpy columns, so memory stays at a few dozen bytes per item and array payloads are
-released as soon as their recorded value is read. No pandas until the run is over.
+tuple per batch) and columnar chunks to ``add_chunks``; every ``chunk_items`` items
+the pending rows are turned into numpy columns, so memory stays at a few dozen bytes
+per item. An array payload is reduced to its recorded value at once, so the recorder
+never keeps it: a design may lend the chief views into its buffer (shm_ring) that
+are reused after the take. No pandas until the run is over.
 """
 
 from __future__ import annotations
@@ -21,17 +23,14 @@ stop; left_local: in a worker's local queue when it stopped; dropped_oldest: evi
 chief past the bound; dropped_newest: refused by a worker at the bound (never forwarded)."""
 NO_STAMP = -1
 """A stamp that never happened (an item kept local was never forwarded or consumed)."""
-CHUNK_BYTES = 64 * 1024 * 1024
-"""Array payloads pending in one chunk at most, so a 1 MiB payload does not pin 64k arrays."""
 
 
 class ItemRecorder:
     """Collects ``(worker, seq, created_ns, forwarded_ns, value)`` tuples plus their consumed stamps."""
 
-    def __init__(self, value_of: Callable[[Any], float] | None = None, item_nbytes: int = 8,
-                 chunk_items: int = 65536) -> None:
+    def __init__(self, value_of: Callable[[Any], float] | None = None, chunk_items: int = 65536) -> None:
         self._value_of = value_of
-        self._chunk_items = max(1, min(chunk_items, CHUNK_BYTES // max(1, item_nbytes)))
+        self._chunk_items = max(1, chunk_items)
         self._pending: list[tuple] = []
         self._batches: list[tuple[int, int, int]] = []
         self._pending_chunks: list[tuple[Any, int, int]] = []
@@ -53,6 +52,10 @@ class ItemRecorder:
             return
         if self._pending_chunks:
             self._compact_chunks()  # rows stay in arrival order
+        read = self._value_of
+        if read is not None:
+            # Reduced at once: the payload may be a view lent by the design until the next take.
+            items = [(w, s, c, f, read(v)) for w, s, c, f, v in items]
         self._pending.extend(items)
         self._batches.append((len(items), consumed_ns, state))
         self._counts[state] += len(items)
@@ -64,7 +67,12 @@ class ItemRecorder:
         if self._pending:
             self._compact()
         n = 0
+        read = self._value_of
         for chunk in chunks:
+            if read is not None and not isinstance(chunk.values, np.ndarray):
+                # Reduced at once, like add(): the payloads may be views lent until the next take.
+                chunk = type(chunk)(chunk.worker, chunk.seq0, chunk.created_ns, chunk.forwarded_ns,
+                                    np.fromiter(map(read, chunk.values), np.float64, len(chunk)))
             self._pending_chunks.append((chunk, consumed_ns, state))
             n += len(chunk)
         self._counts[state] += n
@@ -80,12 +88,10 @@ class ItemRecorder:
         total = int(lens.sum())
         starts = np.cumsum(lens) - lens
         seq0 = np.fromiter((c.seq0 for c, _, _ in pending), np.int64, len(pending))
-        first = pending[0][0].values
-        if isinstance(first, np.ndarray) and first.dtype == np.float64 and first.ndim == 1:
-            values = np.concatenate([c.values for c, _, _ in pending])
+        if all(isinstance(c.values, np.ndarray) for c, _, _ in pending):
+            values = np.concatenate([c.values for c, _, _ in pending]).astype(np.float64, copy=False)
         else:
-            read = self._value_of or (lambda v: v)
-            values = np.fromiter((read(v) for c, _, _ in pending for v in c.values), np.float64, total)
+            values = np.fromiter((v for c, _, _ in pending for v in c.values), np.float64, total)
         self._chunks.append({
             "worker": np.repeat(np.fromiter((c.worker for c, _, _ in pending), np.int32, len(pending)), lens),
             "seq": np.repeat(seq0 - starts, lens) + np.arange(total, dtype=np.int64),
@@ -102,8 +108,7 @@ class ItemRecorder:
         if not self._pending:
             return
         n = len(self._pending)
-        worker, seq, created, forwarded, value = zip(*self._pending)
-        values = value if self._value_of is None else map(self._value_of, value)
+        worker, seq, created, forwarded, values = zip(*self._pending)
         counts, stamps, states = zip(*self._batches)
         self._chunks.append({
             "worker": np.fromiter(worker, np.int32, n),

@@ -54,6 +54,7 @@ under ``drop_oldest`` the chief evicts the oldest items past the bound.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import queue
@@ -140,7 +141,7 @@ class _Chief:
         self.n = spec.workers.count
         self.control = protocol.control_block(ctx, self.n)
         self.errors_channel = ctx.SimpleQueue()
-        self.items = ItemRecorder(value_reader(spec.payload), item_nbytes(spec.payload))
+        self.items = ItemRecorder(value_reader(spec.payload))
         self.depth = DepthRecorder(self.n)
         self.bound = item_bound(spec)
         self.procs: dict[int, Any] = {}
@@ -507,7 +508,15 @@ class _Chief:
                 self.clear_progress()
                 for w, seq, _, _, value in _as_tuples(received):
                     self.echo(f"[chief] round {self.rounds}: took {value!r:.40} (worker {w}, seq {seq})")
+            # At once, not after the take: the rest of it may be waiting for that room.
+            self.release(consumer)
         self.publish_taken()
+
+    def release(self, consumer: Any) -> None:
+        """Nothing taken is referred to any more: a design that lent views may reuse their room
+        (what is held for the next take keeps its room)."""
+        if not self.held:
+            consumer.release()
 
     def evict(self, consumer: Any) -> None:
         """queue.on_full=drop_oldest: remove the oldest items past the bound."""
@@ -515,6 +524,7 @@ class _Chief:
         while excess > 0:
             try:
                 excess -= _count(self.receive(consumer, min(excess, TAKE_CHUNK_ITEMS), DROPPED_OLDEST, False))
+                self.release(consumer)
             except queue.Empty:
                 break
         self.evicted = self.items.count(DROPPED_OLDEST)
@@ -547,6 +557,7 @@ class _Chief:
             self.interrupts.check(self.stop_count + 1)  # one more Ctrl-C while stopping: stop at once
             try:
                 self.receive(consumer, 1 << 16, LEFT_GLOBAL, False)
+                self.release(consumer)
                 deadline = time.monotonic() + self.spec.run.drain_timeout_s
             except queue.Empty:
                 if all(p.exitcode is not None for p in self.all_processes()):
@@ -689,10 +700,16 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
     if in_main_thread:
         for sig in previous:
             signal.signal(sig, chief.interrupts)
+    # The cyclic collector paused for the run: the chief makes no cycles, and a full collection
+    # over millions of recorded rows stalled it for up to a second (measured with shm_ring).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         try:
             chief.start()
             consumer = design.consumer()
+            # The recorder keeps no payload, so a design may lend views instead of copies.
+            consumer.lend_views = hasattr(consumer, "lend_views")
             chief.t0 = time.monotonic_ns()
             chief.cpu0 = time.process_time()
             chief.control[protocol.START_NS] = chief.t0
@@ -721,6 +738,8 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
             chief.errors.append(f"interrupted again by {exc} while stopping: workers killed")
             chief.reap(hard=True)
     finally:
+        if gc_was_enabled:
+            gc.enable()
         chief.control[protocol.STOP] = 1
         chief.reap(hard=True)
         design.close()

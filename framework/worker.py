@@ -15,6 +15,7 @@ in the ``EndOfStream`` that still follows.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -147,6 +148,7 @@ def run_worker(spec: WorkerSpec, producer: Any, control: Any, errors: Any) -> No
     # The chief coordinates Ctrl-C and SIGTERM; a worker must not die of them mid-stream.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    gc.enable()  # a forked worker inherits the chief's paused collector; its payloads may make cycles
     chief_alive = protocol.chief_alive_probe(spec.chief_pid, spec.start_method)
     _watch_chief(chief_alive)
     state = _State(spec, control)

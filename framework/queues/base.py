@@ -87,6 +87,10 @@ class ConsumerEnd(ABC):
                 break
         return items
 
+    def release(self) -> None:
+        """The caller no longer refers to anything returned so far (designs that lend views
+        into their buffers reuse the room now; the others have nothing to do)."""
+
     def close(self) -> None:
         """Release this end."""
 

@@ -225,11 +225,26 @@ class _ShmConsumer(ConsumerEnd):
         os.set_blocking(self._bell_fd, False)
         self._buffer: deque[Any] = deque()
         self._next = 0
+        self._cursors = [0] * n_workers
+        """Per ring, the end of what this side has read; published as read_pos when released."""
+        self.lend_views = False
+        """True: arrays in returned items are views into the ring, valid until ``release()``
+        (no copy on the chief's side). False (the default): every item owns its data."""
 
-    def _read_one(self, ring: _Ring) -> bool:
+    def release(self) -> None:
+        """Hand the room of everything returned so far back to the producers (lend_views mode).
+
+        Items still buffered here (read, not yet returned) keep their records."""
+        if self._buffer:
+            return
+        for ring, cursor in zip(self._rings, self._cursors):
+            if ring.pos.item(_Ring.R) != cursor:
+                ring.pos[_Ring.R] = cursor
+
+    def _read_one(self, ring: _Ring, index: int) -> bool:
         """Move one record of ``ring`` into the buffer; False if the ring is empty."""
         pos = ring.pos
-        read = pos.item(_Ring.R)
+        read = self._cursors[index]
         if read == pos.item(_Ring.W):
             return False
         cap = ring.capacity
@@ -248,13 +263,16 @@ class _ShmConsumer(ConsumerEnd):
         header = data[at: at + header_len]
         at += _align(header_len)
         buffers = []
+        lend = self.lend_views
         for i in range(n_buffers):
             n = words.item(w + 3 + i)
-            # A copy: the record's room is handed back to the producer right below.
-            buffers.append(bytearray(data[at: at + n]))
+            # Lent: a view, valid until release(). Otherwise a copy, as the room is handed back below.
+            buffers.append(data[at: at + n] if lend else bytearray(data[at: at + n]))
             at += _align(n)
         obj = _LOADS(header, buffers=buffers)
-        pos[_Ring.R] = read + size
+        self._cursors[index] = read + size
+        if not lend:
+            pos[_Ring.R] = read + size
         if kind == KIND_MANY:
             self._buffer.extend(obj)
         else:
@@ -266,9 +284,9 @@ class _ShmConsumer(ConsumerEnd):
         rings, n = self._rings, len(self._rings)
         idle = 0
         while len(self._buffer) < max_items and idle < n:
-            ring = rings[self._next]
-            self._next = (self._next + 1) % n
-            idle = 0 if self._read_one(ring) else idle + 1
+            index = self._next
+            self._next = (index + 1) % n
+            idle = 0 if self._read_one(rings[index], index) else idle + 1
 
     def _wait(self, deadline: float | None) -> None:
         spin_until = time.monotonic_ns() + SPIN_NS
