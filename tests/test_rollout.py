@@ -144,3 +144,27 @@ def test_work_us_costs_worker_cpu(run_in):
     # a sixth of it is CPU, and it dominates the worker's CPU time.
     assert cpu[work_us] - cpu[0] >= burned / 6, cpu
     assert cpu[work_us] > 2 * cpu[0], cpu
+
+
+@pytest.mark.timeout(60)
+def test_async_vector_env_reference_closes_its_children():
+    from framework.rollout import async_vector_env_steps_per_s, single_env_steps_per_s
+
+    assert single_env_steps_per_s("CartPole-v1", 0.05, 0, 16) > 0
+    assert async_vector_env_steps_per_s("CartPole-v1", 2, 0.1, 0) > 0  # conftest: no child process left
+
+
+@pytest.mark.timeout(120)
+def test_rollout_entry_point_prints_the_ratios(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "experiments" / "rollout.py"
+    out = subprocess.run([sys.executable, str(script), "--repeats", "1", "--duration", "0.3", "--workers", "1",
+                          "queue=pipe", "run.warmup_s=0", "run.start_method=fork"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=100)
+    assert out.returncode == 0, out.stderr
+    for words in ("single env", "AsyncVectorEnv (2 envs)", "chiefbench 1 worker(s)", "x_single_env",
+                  "x_async_vector_env"):
+        assert words in out.stdout
+    assert list((tmp_path / "outputs" / "experiments" / "rollout").glob("*/runs.csv"))
