@@ -209,7 +209,7 @@ def check_payload(payload: Any) -> None:
     try:
         gym.spec(payload.env_id)
     except gym.error.Error as exc:
-        raise ConfigError("payload.env_id", payload.env_id, f"is not a registered Gymnasium environment ({exc})",
+        raise ConfigError("payload.env_id", payload.env_id, f"is not a registered Gymnasium environment ({' '.join(str(exc).split())})",
                        "use a registered id, e.g. `payload.env_id=CartPole-v1`; list them with "
                        "`python -c \"import gymnasium; gymnasium.pprint_registry()\"`. An environment from another "
                        "package needs that package installed (and its module prefix, `module:EnvName-v0`)") from None
