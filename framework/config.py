@@ -450,7 +450,8 @@ def validate(spec: Config) -> None:
     _require(o.metric in OBJECTIVE_METRICS, "objective.metric", o.metric, f"must be one of {', '.join(OBJECTIVE_METRICS)}",
              "e.g. `objective.metric=throughput_items_per_s`")
     _require(o.metric != "transitions_per_s" or isinstance(p, RolloutPayload), "objective.metric", o.metric,
-             f"is reported only for payload=rollout, not payload={p.name}", "use `objective.metric=throughput_items_per_s`")
+             f"is reported only for payload=rollout, not payload={p.name}",
+             "use `objective.metric=throughput_items_per_s`")
     _require(o.max_p99_ms is None or (_finite(o.max_p99_ms) and o.max_p99_ms > 0), "objective.max_p99_ms",
              o.max_p99_ms, "must be null or a positive number of milliseconds", "e.g. `objective.max_p99_ms=50`")
     _require(spec.backend.name in BACKENDS, "backend", spec.backend.name,

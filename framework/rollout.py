@@ -204,25 +204,26 @@ def check_payload(payload: Any) -> None:
     gym = _gym()
     if not (isinstance(payload.fragment_length, int) and 1 <= payload.fragment_length <= MAX_FRAGMENT_LENGTH):
         raise ConfigError("payload.fragment_length", payload.fragment_length,
-                       f"must be a number of transitions per item from 1 to {MAX_FRAGMENT_LENGTH:,}",
-                       "e.g. `payload.fragment_length=64`")
+                          f"must be a number of transitions per item from 1 to {MAX_FRAGMENT_LENGTH:,}",
+                          "e.g. `payload.fragment_length=64`")
     try:
         gym.spec(payload.env_id)
     except gym.error.Error as exc:
-        raise ConfigError("payload.env_id", payload.env_id, f"is not a registered Gymnasium environment ({' '.join(str(exc).split())})",
-                       "use a registered id, e.g. `payload.env_id=CartPole-v1`; list them with "
-                       "`python -c \"import gymnasium; gymnasium.pprint_registry()\"`. An environment from another "
-                       "package needs that package installed (and its module prefix, `module:EnvName-v0`)") from None
+        raise ConfigError("payload.env_id", payload.env_id,
+                          f"is not a registered Gymnasium environment ({' '.join(str(exc).split())})",
+                          "use a registered id, e.g. `payload.env_id=CartPole-v1`; list them with "
+                          "`python -c \"import gymnasium; gymnasium.pprint_registry()\"`. An environment from another "
+                          "package needs that package installed (and its module prefix, `module:EnvName-v0`)") from None
     try:
         layout(payload)
     except UnsupportedSpaceError as exc:
         raise ConfigError("payload.env_id", payload.env_id, str(exc),
-                       "pick an environment with Discrete or Box spaces, e.g. `payload.env_id=CartPole-v1`") from None
+                          "pick an environment with Discrete or Box spaces, e.g. `payload.env_id=CartPole-v1`") from None
     except Exception as exc:  # noqa: BLE001 - a missing dependency of the env, a bad kwarg: said in one line
         raise ConfigError("payload.env_id", payload.env_id,
-                       f"gymnasium.make({payload.env_id!r}, **{_make_kwargs(payload.env_kwargs)}) failed: "
-                       f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
-                       "install what the environment needs, or fix payload.env_kwargs") from None
+                          f"gymnasium.make({payload.env_id!r}, **{_make_kwargs(payload.env_kwargs)}) failed: "
+                          f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                          "install what the environment needs, or fix payload.env_kwargs") from None
 
 
 # ------------------------------------------------------------------------------------------ reference rates

@@ -57,7 +57,7 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
                         f"(run.duration_s) or shorten the warm-up (run.warmup_s).")
     nbytes = item_nbytes(spec.payload)
     rate = len(window) / seconds if seconds else None
-    summary = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "status": status,
         "errors": errors,
@@ -80,7 +80,6 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         "config": asdict(spec),
         "metadata": machine_metadata(spec.run.start_method),
     }
-    return summary
 
 
 def _unit_figures(spec: Config, rate: float | None, totals: dict[str, int], window_items: int) -> dict[str, Any]:
