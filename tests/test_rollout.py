@@ -87,6 +87,14 @@ def test_rollout_run_balances_books_and_counts_transitions(run_in):
     consumed = result.items[result.items["state"] == "consumed"]
     assert len(consumed) and np.allclose(consumed["value"], 16 * 1.1, atol=1e-4)  # CartPole: reward 1, +0.1 each
     assert s["item_bytes"] == 16 * (4 * 4 + 8 + 4 + 2)
+    # The run's printout, and the sweep table's columns (figures, not swept keys).
+    from framework.cli import format_summary
+    from framework.sweep import _flatten, _is_figure
+
+    assert "transitions/s" in format_summary(s)
+    row = _flatten(s)
+    assert row["transitions_per_s"] == s["transitions_per_s"] and row["transitions.produced"] == 960
+    assert _is_figure("transitions_per_s") and _is_figure("transitions.window")
 
 
 def test_other_payloads_have_no_transitions():
