@@ -9,7 +9,8 @@ line only): one env stepping alone in this process with the workers' own steppin
 (``single_env_steps_per_s``), Gymnasium's AsyncVectorEnv with --vector-envs envs, and one chiefbench
 run per worker count (the preset conf/experiment/rollout.yaml plus the overrides). It prints the median
 transitions/s of each and their ratios to the single env and to AsyncVectorEnv, all measured in this
-invocation. Needs the extra: pip install 'chiefbench[rollout]'.
+invocation. With payload.work_us (CPU per fragment) the single env burns the same per fragment and
+AsyncVectorEnv work_us / fragment_length in every step. Needs the extra: pip install 'chiefbench[rollout]'.
 """
 
 import argparse
@@ -52,11 +53,12 @@ def main() -> None:
                    "status": "ok", "lost": 0}
             if line == SINGLE:
                 row["transitions_per_s"] = single_env_steps_per_s(p.env_id, args.duration, spec.run.seed + repeat,
-                                                                  p.fragment_length, p.env_kwargs)
+                                                                  p.fragment_length, p.env_kwargs, p.work_us)
             elif line == VECTOR:
                 row["line"] = f"{VECTOR} ({args.vector_envs} envs)"
-                row["transitions_per_s"] = async_vector_env_steps_per_s(p.env_id, args.vector_envs, args.duration,
-                                                                        spec.run.seed + repeat, p.env_kwargs)
+                row["transitions_per_s"] = async_vector_env_steps_per_s(
+                    p.env_id, args.vector_envs, args.duration, spec.run.seed + repeat, p.env_kwargs,
+                    work_us_per_step=p.work_us / p.fragment_length)
             else:
                 result = framework.run([*base, f"workers.count={line}", f"run.seed={spec.run.seed + repeat}"],
                                        output_dir=out / f"workers{line}-{repeat}", echo=lambda text: None)

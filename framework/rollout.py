@@ -228,12 +228,15 @@ def check_payload(payload: Any) -> None:
 
 # ------------------------------------------------------------------------------------------ reference rates
 def single_env_steps_per_s(env_id: str = "CartPole-v1", duration_s: float = 3.0, seed: int = 0,
-                           fragment_length: int = 64, env_kwargs: Any = None) -> float:
+                           fragment_length: int = 64, env_kwargs: Any = None, work_us: float = 0.0) -> float:
     """Transitions/s of one env stepping alone in this process: the worker's own stepping code
-    (``RolloutSource``), with no queue, no chief and no other process."""
+    (``RolloutSource``, with ``payload.work_us`` of CPU per fragment), with no queue, no chief and no other
+    process."""
+    from framework.payloads import with_cpu_cost
     from framework.worker import worker_stream
 
-    source = RolloutSource(env_id, fragment_length, worker_stream(seed, 0), env_kwargs)
+    env_source = RolloutSource(env_id, fragment_length, worker_stream(seed, 0), env_kwargs)
+    source = with_cpu_cost(env_source, work_us) if work_us else env_source
     try:
         steps, start = 0, time.perf_counter()
         end = start + duration_s
@@ -245,17 +248,36 @@ def single_env_steps_per_s(env_id: str = "CartPole-v1", duration_s: float = 3.0,
             if now >= end:
                 return steps / (now - start)
     finally:
-        source.close()
+        env_source.close()
+
+
+def _make_costly_env(env_id: str, env_kwargs: Any, work_us_per_step: float) -> Any:
+    """``make_env``, burning ``work_us_per_step`` of CPU in every step (in the env's own process), with the
+    busy loop of ``payloads.with_cpu_cost``."""
+    env = make_env(env_id, env_kwargs)
+    if work_us_per_step:
+        step, cost_ns, clock = env.step, int(work_us_per_step * 1000), time.monotonic_ns
+
+        def costly_step(action: Any) -> Any:
+            end = clock() + cost_ns
+            while clock() < end:
+                pass
+            return step(action)
+
+        env.step = costly_step  # the instance attribute shadows the method
+    return env
 
 
 def async_vector_env_steps_per_s(env_id: str = "CartPole-v1", n_envs: int = 2, duration_s: float = 3.0,
-                                 seed: int = 0, env_kwargs: Any = None, context: str | None = None) -> float:
+                                 seed: int = 0, env_kwargs: Any = None, context: str | None = None,
+                                 work_us_per_step: float = 0.0) -> float:
     """Transitions/s of Gymnasium's ``AsyncVectorEnv`` (one process per env, stepped in lock-step with random
-    actions; ``n_envs`` transitions per vector step). Closed (children joined) before it returns."""
+    actions; ``n_envs`` transitions per vector step), each step burning ``work_us_per_step`` of CPU (use
+    ``payload.work_us / fragment_length`` to compare with a worker). Closed (children joined) before it returns."""
     gym = _gym()
     rng = np.random.default_rng(seed)
-    envs = gym.vector.AsyncVectorEnv([functools.partial(make_env, env_id, env_kwargs) for _ in range(n_envs)],
-                                     context=context)
+    envs = gym.vector.AsyncVectorEnv([functools.partial(_make_costly_env, env_id, env_kwargs, work_us_per_step)
+                                      for _ in range(n_envs)], context=context)
     try:
         draw = _action_sampler(envs.single_action_space, rng)
         envs.reset(seed=int(rng.integers(SEED_HIGH)))

@@ -160,6 +160,9 @@ def test_async_vector_env_reference_closes_its_children():
 
     assert single_env_steps_per_s("CartPole-v1", 0.05, 0, 16) > 0
     assert async_vector_env_steps_per_s("CartPole-v1", 2, 0.1, 0) > 0  # conftest: no child process left
+    # With a CPU cost per step (2 ms, in each env's process) the rate is bounded by it.
+    assert 0 < async_vector_env_steps_per_s("CartPole-v1", 2, 0.1, 0, work_us_per_step=2000) <= 2 / 0.002
+    assert 0 < single_env_steps_per_s("CartPole-v1", 0.05, 0, 16, work_us=16 * 2000) <= 1 / 0.002
 
 
 @pytest.mark.timeout(120)
