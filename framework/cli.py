@@ -29,7 +29,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     rate, mbs = summary["throughput_items_per_s"], summary["throughput_mb_per_s"]
     if rate is not None:
-        lines.append(f"throughput    {rate:,.1f} items/s  {mbs:,.3f} MB/s  over {summary['window']['seconds']:.2f} s")
+        steps = summary.get("transitions_per_s")  # rollout payload only
+        lines.append(f"throughput    {rate:,.1f} items/s  {mbs:,.3f} MB/s"
+                     f"{'' if steps is None else f'  {steps:,.0f} transitions/s'}"
+                     f"  over {summary['window']['seconds']:.2f} s")
     lines.append("latency (ms)  " + "stage".ljust(12) + "".join(f"{h:>10}" for h in ("p50", "p95", "p99", "max")))
     for stage, row in summary["latency_ms"].items():
         cells = "".join(f"{row[k]:>10.3f}" if row[k] is not None else f"{'-':>10}"

@@ -27,7 +27,9 @@ BACKENDS = ("local",)
 ON_FAILURE = ("abort", "restart", "continue")
 ON_FULL = ("block", "drop_oldest", "drop_newest", "fail")
 ON_STOP = ("forward", "keep")
-OBJECTIVE_METRICS = ("throughput_items_per_s", "throughput_mb_per_s")
+OBJECTIVE_METRICS = ("throughput_items_per_s", "throughput_mb_per_s", "transitions_per_s")
+MAX_WORK_US = 1_000_000
+"""payload.work_us at most: one second of CPU per item."""
 
 
 class ConfigError(ValueError):
@@ -122,6 +124,8 @@ class RandintPayload:
     """Smallest value drawn (inclusive)."""
     high: int = 3
     """Largest value drawn (inclusive)."""
+    work_us: float = 0.0
+    """Microseconds of CPU a worker burns per item (a busy loop), to model an expensive step; 0 = none."""
 
 
 @dataclass
@@ -136,6 +140,22 @@ class ArrayPayload:
     """Smallest value drawn (inclusive)."""
     high: int = 3
     """Largest value drawn (inclusive)."""
+    work_us: float = 0.0
+    """Microseconds of CPU a worker burns per item (a busy loop), to model an expensive step; 0 = none."""
+
+
+@dataclass
+class RolloutPayload:
+    name: str = "rollout"
+    """Real RL experience: one item = one fragment of transitions from a Gymnasium env stepped with random actions."""
+    env_id: str = "CartPole-v1"
+    """The Gymnasium environment id (extra `rollout`: pip install 'chiefbench[rollout]')."""
+    fragment_length: int = 64
+    """Transitions per item (obs, action, reward, terminated, truncated arrays of this length)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for gymnasium.make (e.g. max_episode_steps); the env checker is off unless set here."""
+    work_us: float = 0.0
+    """Microseconds of CPU a worker burns per item (a busy loop), to model an expensive step; 0 = none."""
 
 
 @dataclass
@@ -187,7 +207,7 @@ class Config:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
-PAYLOAD_SCHEMAS = {"randint": RandintPayload, "array": ArrayPayload}
+PAYLOAD_SCHEMAS = {"randint": RandintPayload, "array": ArrayPayload, "rollout": RolloutPayload}
 
 
 def register_configs() -> None:
@@ -264,7 +284,7 @@ def to_spec(cfg: Config | DictConfig) -> Config:
             raise ConfigError(
                 "payload", OmegaConf.to_container(payload) if isinstance(payload, DictConfig) else payload,
                 f"the payload must be one of {', '.join(sorted(PAYLOAD_SCHEMAS))}",
-                "pick one, e.g. `payload=randint` or `payload=array`",
+                "pick one, e.g. `payload=randint`, `payload=array` or `payload=rollout`",
             )
         merged.payload = OmegaConf.merge(OmegaConf.structured(schema), payload)
         spec: Config = OmegaConf.to_object(merged)
@@ -378,10 +398,26 @@ def validate(spec: Config) -> None:
              "e.g. `queue.on_full=block`")
 
     p = spec.payload
-    _require(p.low <= p.high, "payload.low", p.low, f"must not exceed payload.high ({p.high})",
-             "swap them, e.g. `payload.low=1 payload.high=3`")
-    _require(abs(p.low) <= 2**53 and abs(p.high) <= 2**53, "payload.high", p.high,
-             "draws must stay within +-2**53 so that they are recorded exactly as float64", "use smaller bounds")
+    _require(_finite(p.work_us) and 0 <= p.work_us <= MAX_WORK_US, "payload.work_us", p.work_us,
+             f"must be a number of microseconds of CPU per item from 0 (none) to {MAX_WORK_US:,} (one second)",
+             "e.g. `payload.work_us=100`")
+    _require(p.work_us / 1e6 < w.heartbeat_timeout_s / 2, "payload.work_us", p.work_us,
+             f"burns {p.work_us / 1e6:g} s per item, at least half of workers.heartbeat_timeout_s "
+             f"({w.heartbeat_timeout_s} s): a busy worker would be declared hung",
+             "lower payload.work_us or raise workers.heartbeat_timeout_s")
+    if isinstance(p, RolloutPayload):
+        from framework.rollout import check_payload
+
+        check_payload(p)  # gymnasium installed, env id known and steppable: before any worker imports it
+        nbytes = item_nbytes(p)
+        _require(nbytes <= MAX_ITEM_BYTES, "payload.fragment_length", p.fragment_length,
+                 f"makes {nbytes:,} bytes per item, over the {MAX_ITEM_BYTES:,}-byte limit",
+                 "use a shorter fragment")
+    else:
+        _require(p.low <= p.high, "payload.low", p.low, f"must not exceed payload.high ({p.high})",
+                 "swap them, e.g. `payload.low=1 payload.high=3`")
+        _require(abs(p.low) <= 2**53 and abs(p.high) <= 2**53, "payload.high", p.high,
+                 "draws must stay within +-2**53 so that they are recorded exactly as float64", "use smaller bounds")
     if isinstance(p, ArrayPayload):
         import numpy as np
 
@@ -438,6 +474,9 @@ def validate(spec: Config) -> None:
     o = spec.objective
     _require(o.metric in OBJECTIVE_METRICS, "objective.metric", o.metric, f"must be one of {', '.join(OBJECTIVE_METRICS)}",
              "e.g. `objective.metric=throughput_items_per_s`")
+    _require(o.metric != "transitions_per_s" or isinstance(p, RolloutPayload), "objective.metric", o.metric,
+             f"is reported only for payload=rollout, not payload={p.name}",
+             "use `objective.metric=throughput_items_per_s`")
     _require(o.max_p99_ms is None or (_finite(o.max_p99_ms) and o.max_p99_ms > 0), "objective.max_p99_ms",
              o.max_p99_ms, "must be null or a positive number of milliseconds", "e.g. `objective.max_p99_ms=50`")
     _require(spec.backend.name in BACKENDS, "backend", spec.backend.name,

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from framework import metrics
 from framework.config import Config, compose, item_bound, to_spec
 from framework.metadata import SCHEMA_VERSION, machine_metadata
-from framework.payloads import item_nbytes
+from framework.payloads import item_nbytes, item_units
 from framework.results import ResultsWriteError, RunResult, write_run
 from framework.system import RawRun, run_system
 
@@ -70,6 +70,7 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         "throughput_items_per_s": rate,
         "throughput_mb_per_s": rate * nbytes / 1e6 if rate is not None else None,
         "item_bytes": nbytes,
+        **_unit_figures(spec, rate, totals, len(window)),
         "stability": stable,
         "failures": raw.failures,
         "blocked_s": {"total": sum(raw.blocked_s.values()), **{str(w): s for w, s in raw.blocked_s.items()}},
@@ -79,6 +80,18 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         "config": asdict(spec),
         "metadata": machine_metadata(spec.run.start_method),
     }
+
+
+def _unit_figures(spec: Config, rate: float | None, totals: dict[str, int], window_items: int) -> dict[str, Any]:
+    """Figures in the payload's own unit where it has one (rollout: ``transitions_per_s`` and
+    ``transitions`` counts, = items x fragment_length); nothing for the other payloads."""
+    units = item_units(spec.payload)
+    if units is None:
+        return {}
+    name, per_item = units
+    return {f"{name}_per_s": rate * per_item if rate is not None else None,
+            name: {"per_item": per_item, "produced": totals["produced"] * per_item,
+                   "consumed": totals["consumed"] * per_item, "window": window_items * per_item}}
 
 
 def rerun_command(overrides: Sequence[str], seed: int) -> str:

@@ -460,7 +460,7 @@ def swept_keys(table: pd.DataFrame, points: list[list[str]] | None) -> list[str]
 
 _FIGURE_PREFIXES = ("status", "error", "warning", "counts.", "window.", "latency_ms.", "stability.", "metadata.",
                     "config.", "throughput_", "rerun_command", "exit_code", "schema_version", "item_bytes", "rounds",
-                    "objective", "feasible", "blocked_s", "memory", "failures")
+                    "objective", "feasible", "blocked_s", "memory", "failures", "transitions")
 
 
 def _is_figure(column: str) -> bool:

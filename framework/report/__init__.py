@@ -145,8 +145,11 @@ def _run_report(run_dir: Path, target: Path) -> Path:
     page = _Page(target, f"chiefbench run: {run_dir.name}")
     page.para(f"Directory: {run_dir.resolve()}")
     rate = summary.get("throughput_items_per_s")
+    steps = summary.get("transitions_per_s")  # rollout payload only
     page.para(f"Status {summary['status']}; throughput "
-              f"{'-' if rate is None else f'{rate:,.1f} items/s'}; design {cfg.get('queue', {}).get('name', '?')}, "
+              f"{'-' if rate is None else f'{rate:,.1f} items/s'}"
+              f"{'' if steps is None else f' ({steps:,.0f} transitions/s)'}"
+              f"; design {cfg.get('queue', {}).get('name', '?')}, "
               f"{cfg.get('workers', {}).get('count', '?')} workers.")
     for w in summary.get("warnings", []):
         page.para(f"warning: {w}", "warning")
@@ -192,8 +195,9 @@ def _sweeper_params(base: Path) -> str:
     return f"\n# swept by the preset (hydra.sweeper.params; the command line wins): {text}" if text else ""
 
 
-_MAIN_COLUMNS = ("throughput_items_per_s", "throughput_mb_per_s", "latency_ms.end_to_end.p50_ms",
-                 "latency_ms.end_to_end.p99_ms", "window.seconds", "window.items", "stability.unstable")
+_MAIN_COLUMNS = ("throughput_items_per_s", "throughput_mb_per_s", "transitions_per_s",
+                 "latency_ms.end_to_end.p50_ms", "latency_ms.end_to_end.p99_ms", "window.seconds", "window.items",
+                 "stability.unstable")
 
 
 def _sweep_report(base: Path, target: Path, depth_run: str | None, collected: Any) -> Path:

@@ -1,0 +1,295 @@
+"""The ``rollout`` payload: real RL experience from a Gymnasium environment.
+
+Each worker owns one environment and steps it with random actions. One item is one
+*fragment*: ``payload.fragment_length`` consecutive transitions as numpy arrays
+(``Fragment``: obs, action, reward, terminated, truncated), the unit that RL samplers
+(RLlib's rollout fragments, Sample Factory's trajectories) ship from actors to a learner.
+
+    worker rng --first reset seed, action blocks--> env.step x L --> Fragment --> local queue ...
+
+Determinism: the environment is seeded once, at its first reset, with a seed drawn from
+the worker's stream, and every fragment's actions are drawn from that stream in one
+block; later resets (automatic, at each episode end) continue the environment's own
+seeded generator: re-seeding builds a new generator, tens of microseconds, which cost a
+quarter of CartPole's throughput under random actions (episodes of about 22 steps).
+Same ``run.seed`` => the same fragments from every worker.
+
+Per step the loop does only what it must: copy the observation into the fragment's
+preallocated arrays and step. The env step dominates, not the bookkeeping.
+
+Gymnasium is the optional extra ``rollout``; it is imported only when this payload is
+used, and ``check_payload`` turns its absence (or an unknown env id) into a
+``ConfigError`` before any process starts. The reference rates (``single_env_steps_per_s``,
+``async_vector_env_steps_per_s``) let the benchmark compare the framework with one env
+alone and with Gymnasium's own multi-process stepping, measured in the same invocation.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+INSTALL_HINT = "pip install 'chiefbench[rollout]'"
+"""The command that installs the optional extra (gymnasium)."""
+REWARD_DTYPE = np.float32
+"""Rewards travel as float32, as RL libraries store them."""
+SEED_HIGH = 2**63
+"""Environment seeds are drawn from [0, SEED_HIGH)."""
+MAX_FRAGMENT_LENGTH = 1_000_000
+"""Transitions per fragment at most (one item)."""
+_REF_CHECK_EVERY_FRAGMENTS = 16
+"""The single-env reference reads the clock once per this many fragments."""
+_REF_CHECK_EVERY_VECTOR_STEPS = 64
+"""The AsyncVectorEnv reference reads the clock once per this many vector steps."""
+
+
+class UnsupportedSpaceError(TypeError):
+    """An env whose action or observation space a fragment cannot hold or random actions cannot sample."""
+
+
+@dataclass(frozen=True, eq=False)
+class Fragment:
+    """``L`` consecutive transitions of one environment: ``obs[i]`` is the observation ``action[i]`` was taken on.
+
+    Defined at module level so that it pickles across processes. ``terminated[i]`` or ``truncated[i]`` true
+    means the episode ended at step i and ``obs[i + 1]`` starts the next one (automatic reset).
+    """
+
+    obs: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.reward)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.obs, self.action, self.reward, self.terminated, self.truncated))
+
+    def __add__(self, addend: float) -> Fragment:
+        """``transform=add`` on a fragment: a constant bonus on every reward (reward shaping); the other arrays
+        are shared, not copied."""
+        return Fragment(self.obs, self.action, self.reward + REWARD_DTYPE(addend), self.terminated, self.truncated)
+
+
+def fragment_value(item: Any) -> Any:
+    """The recorded value of an item: the fragment's reward sum (dropped items arrive as NaN)."""
+    return float(item.reward.sum()) if type(item) is Fragment else item
+
+
+def _gym() -> Any:
+    try:
+        import gymnasium
+    except ImportError:
+        from framework.config import ConfigError
+
+        raise ConfigError("payload", "rollout", "the rollout payload steps Gymnasium environments, and gymnasium is "
+                          "not installed", f"install the extra: `{INSTALL_HINT}`") from None
+    return gymnasium
+
+
+def _make_kwargs(env_kwargs: Any) -> dict[str, Any]:
+    # The passive checker wraps every step (about 20 % of a CartPole step) and only checks the first ones.
+    return {"disable_env_checker": True, **dict(env_kwargs or {})}
+
+
+def make_env(env_id: str, env_kwargs: Any = None) -> Any:
+    """``gymnasium.make`` as the payload calls it (time limit kept: it is what truncates episodes)."""
+    return _gym().make(env_id, **_make_kwargs(env_kwargs))
+
+
+def _action_sampler(space: Any, rng: np.random.Generator) -> Any:
+    """``draw(n)``: n random actions from ``rng`` as one array (one numpy call per fragment)."""
+    gym = _gym()
+    if isinstance(space, gym.spaces.Discrete):
+        low, high = int(space.start), int(space.start + space.n)
+        return lambda n: rng.integers(low, high, size=n)
+    if isinstance(space, gym.spaces.Box) and space.is_bounded("both"):
+        low, high, dtype = space.low, space.high, space.dtype
+        if np.issubdtype(dtype, np.integer):
+            return lambda n: rng.integers(low, high.astype(np.int64) + 1, size=(n, *space.shape)).astype(dtype)
+        return lambda n: rng.uniform(low, high, size=(n, *space.shape)).astype(dtype)
+    raise UnsupportedSpaceError(f"random actions need a Discrete or bounded Box action space, not {space}")
+
+
+def _space_layout(space: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of one element of a Discrete or Box space as stored in a fragment."""
+    gym = _gym()
+    if isinstance(space, gym.spaces.Discrete):
+        return (), np.dtype(np.int64)
+    if isinstance(space, gym.spaces.Box):
+        return tuple(space.shape), np.dtype(space.dtype)
+    raise UnsupportedSpaceError(f"fragments hold Discrete or Box spaces as arrays, not {space}")
+
+
+class RolloutSource:
+    """One environment stepped with random actions; each call returns the next ``Fragment``."""
+
+    def __init__(self, env_id: str, fragment_length: int, rng: np.random.Generator, env_kwargs: Any = None) -> None:
+        self.env = make_env(env_id, env_kwargs)
+        self.length = fragment_length
+        self._obs_shape, self._obs_dtype = _space_layout(self.env.observation_space)
+        self._draw_actions = _action_sampler(self.env.action_space, rng)
+        self._obs, _ = self.env.reset(seed=int(rng.integers(SEED_HIGH)))
+
+    def __call__(self) -> Fragment:
+        n = self.length
+        obs = np.empty((n, *self._obs_shape), self._obs_dtype)
+        reward = np.empty(n, REWARD_DTYPE)
+        terminated = np.empty(n, bool)
+        truncated = np.empty(n, bool)
+        actions = self._draw_actions(n)
+        step, reset, cur = self.env.step, self.env.reset, self._obs
+        # Python scalars step faster than numpy ones (a Discrete action is checked by type).
+        for i, a in enumerate(actions.tolist() if actions.ndim == 1 else actions):
+            obs[i] = cur
+            cur, r, term, trunc, _ = step(a)
+            reward[i] = r
+            terminated[i] = term
+            truncated[i] = trunc
+            if term or trunc:
+                cur, _ = reset()
+        self._obs = cur
+        return Fragment(obs, actions, reward, terminated, truncated)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def make_rollout_source(payload: Any, rng: np.random.Generator) -> RolloutSource:
+    return RolloutSource(payload.env_id, payload.fragment_length, rng, payload.env_kwargs)
+
+
+@functools.lru_cache(maxsize=32)
+def _layout(env_id: str, kwargs_key: str) -> tuple[tuple[int, ...], str, tuple[int, ...], str]:
+    """(obs shape, obs dtype, action shape, action dtype) of an env; made once per process, then cached."""
+    import json
+
+    env = make_env(env_id, json.loads(kwargs_key))
+    try:
+        obs_shape, obs_dtype = _space_layout(env.observation_space)
+        act_shape, act_dtype = _space_layout(env.action_space)
+        _action_sampler(env.action_space, np.random.default_rng(0))
+    finally:
+        env.close()
+    return obs_shape, obs_dtype.str, act_shape, act_dtype.str
+
+
+def layout(payload: Any) -> tuple[tuple[int, ...], np.dtype, tuple[int, ...], np.dtype]:
+    import json
+
+    obs_shape, obs_dtype, act_shape, act_dtype = _layout(payload.env_id,
+                                                         json.dumps(dict(payload.env_kwargs or {}), sort_keys=True))
+    return obs_shape, np.dtype(obs_dtype), act_shape, np.dtype(act_dtype)
+
+
+def fragment_nbytes(payload: Any) -> int:
+    """Bytes of one fragment's arrays (what ``Fragment.nbytes`` gives for this payload)."""
+    obs_shape, obs_dtype, act_shape, act_dtype = layout(payload)
+    per_step = (math.prod(obs_shape) * obs_dtype.itemsize + math.prod(act_shape) * act_dtype.itemsize
+                + np.dtype(REWARD_DTYPE).itemsize + 2)
+    return payload.fragment_length * per_step
+
+
+def check_payload(payload: Any) -> None:
+    """Raise ``ConfigError`` unless gymnasium is installed and ``payload.env_id`` makes an env we can step."""
+    from framework.config import ConfigError
+
+    gym = _gym()
+    if not (isinstance(payload.fragment_length, int) and 1 <= payload.fragment_length <= MAX_FRAGMENT_LENGTH):
+        raise ConfigError("payload.fragment_length", payload.fragment_length,
+                          f"must be a number of transitions per item from 1 to {MAX_FRAGMENT_LENGTH:,}",
+                          "e.g. `payload.fragment_length=64`")
+    try:
+        gym.spec(payload.env_id)
+    except gym.error.Error as exc:
+        raise ConfigError("payload.env_id", payload.env_id,
+                          f"is not a registered Gymnasium environment ({' '.join(str(exc).split())})",
+                          "use a registered id, e.g. `payload.env_id=CartPole-v1`; list them with "
+                          "`python -c \"import gymnasium; gymnasium.pprint_registry()\"`. An environment from another "
+                          "package needs that package installed (and its module prefix, `module:EnvName-v0`)") from None
+    try:
+        layout(payload)
+    except UnsupportedSpaceError as exc:
+        raise ConfigError("payload.env_id", payload.env_id, str(exc),
+                          "pick an environment with Discrete or Box spaces, e.g. `payload.env_id=CartPole-v1`") from None
+    except Exception as exc:  # noqa: BLE001 - a missing dependency of the env, a bad kwarg: said in one line
+        raise ConfigError("payload.env_id", payload.env_id,
+                          f"gymnasium.make({payload.env_id!r}, **{_make_kwargs(payload.env_kwargs)}) failed: "
+                          f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                          "install what the environment needs, or fix payload.env_kwargs") from None
+
+
+# ------------------------------------------------------------------------------------------ reference rates
+def single_env_steps_per_s(env_id: str = "CartPole-v1", duration_s: float = 3.0, seed: int = 0,
+                           fragment_length: int = 64, env_kwargs: Any = None, work_us: float = 0.0) -> float:
+    """Transitions/s of one env stepping alone in this process: the worker's own stepping code
+    (``RolloutSource``, with ``payload.work_us`` of CPU per fragment), with no queue, no chief and no other
+    process."""
+    from framework.payloads import with_cpu_cost
+    from framework.worker import worker_stream
+
+    env_source = RolloutSource(env_id, fragment_length, worker_stream(seed, 0), env_kwargs)
+    source = with_cpu_cost(env_source, work_us) if work_us else env_source
+    try:
+        steps, start = 0, time.perf_counter()
+        end = start + duration_s
+        while True:
+            for _ in range(_REF_CHECK_EVERY_FRAGMENTS):
+                source()
+            steps += _REF_CHECK_EVERY_FRAGMENTS * fragment_length
+            now = time.perf_counter()
+            if now >= end:
+                return steps / (now - start)
+    finally:
+        env_source.close()
+
+
+def _make_costly_env(env_id: str, env_kwargs: Any, work_us_per_step: float) -> Any:
+    """``make_env``, burning ``work_us_per_step`` of CPU in every step (in the env's own process), with the
+    busy loop of ``payloads.with_cpu_cost``."""
+    env = make_env(env_id, env_kwargs)
+    if work_us_per_step:
+        step, cost_ns, clock = env.step, int(work_us_per_step * 1000), time.monotonic_ns
+
+        def costly_step(action: Any) -> Any:
+            end = clock() + cost_ns
+            while clock() < end:
+                pass
+            return step(action)
+
+        env.step = costly_step  # the instance attribute shadows the method
+    return env
+
+
+def async_vector_env_steps_per_s(env_id: str = "CartPole-v1", n_envs: int = 2, duration_s: float = 3.0,
+                                 seed: int = 0, env_kwargs: Any = None, context: str | None = None,
+                                 work_us_per_step: float = 0.0) -> float:
+    """Transitions/s of Gymnasium's ``AsyncVectorEnv`` (one process per env, stepped in lock-step with random
+    actions; ``n_envs`` transitions per vector step), each step burning ``work_us_per_step`` of CPU (use
+    ``payload.work_us / fragment_length`` to compare with a worker). Closed (children joined) before it returns."""
+    gym = _gym()
+    rng = np.random.default_rng(seed)
+    envs = gym.vector.AsyncVectorEnv([functools.partial(_make_costly_env, env_id, env_kwargs, work_us_per_step)
+                                      for _ in range(n_envs)], context=context)
+    try:
+        draw = _action_sampler(envs.single_action_space, rng)
+        envs.reset(seed=int(rng.integers(SEED_HIGH)))
+        steps, start = 0, time.perf_counter()
+        end = start + duration_s
+        while True:
+            for _ in range(_REF_CHECK_EVERY_VECTOR_STEPS):
+                envs.step(draw(n_envs))
+            steps += _REF_CHECK_EVERY_VECTOR_STEPS * n_envs
+            now = time.perf_counter()
+            if now >= end:
+                return steps / (now - start)
+    finally:
+        envs.close()
