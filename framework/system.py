@@ -620,7 +620,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
     hygiene.claim_tempdir()
     ctx = multiprocessing.get_context(spec.run.start_method)
     # The framework keeps the bound itself (in items, for every design), so the design is unbounded.
-    design = design_class(spec.queue.name)(QueueSettings(spec.queue.name, 0), spec.workers.count, ctx)
+    design = design_class(spec.queue.name)(QueueSettings(spec.queue.name, 0, spec.queue.buffer_bytes), spec.workers.count, ctx)
     chief = _Chief(spec, design, ctx, echo)
     status, exit_code, consumer = "ok", 0, None
     t_end = 0
@@ -654,6 +654,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
         try:
             if consumer is not None:
                 chief.drain(consumer)
+                consumer.finish(JOIN_TIMEOUT_S)
             chief.reap()
             chief.interrupts.check(chief.stop_count + 1)
         except RunInterrupted as exc:

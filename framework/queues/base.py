@@ -38,6 +38,9 @@ from typing import Any, ClassVar
 Full = queue.Full
 Empty = queue.Empty
 
+DEFAULT_BUFFER_BYTES = 16 << 20
+"""``queue.buffer_bytes`` by default: 16 MiB, room for a batch of 1 MiB arrays in faster-fifo's buffer."""
+
 
 @dataclass(frozen=True)
 class QueueSettings:
@@ -47,6 +50,8 @@ class QueueSettings:
     """Registered design name (``mp_queue``, ``pipe``...)."""
     maxsize: int = 0
     """Bound in items; 0 means unbounded (only for designs with ``supports_maxsize``)."""
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
+    """Size of a byte-bounded design's buffer (``faster_fifo``'s circular buffer); others ignore it."""
 
 
 class ProducerEnd(ABC):
@@ -86,6 +91,12 @@ class ConsumerEnd(ABC):
     def close(self) -> None:
         """Release this end."""
 
+    def finish(self, timeout_s: float) -> None:
+        """Called once the chief has every end-of-stream and reads no more, before it joins the workers.
+
+        A design whose producers wait for the consumer's word before they may close (``zmq``) answers
+        them here, for at most ``timeout_s``; the default does nothing."""
+
 
 class QueueDesign(ABC):
     """Owns the OS resources of one design for one run; see the module docstring."""
@@ -97,6 +108,10 @@ class QueueDesign(ABC):
     """The command that installs what ``requires`` names."""
     supports_maxsize: ClassVar[bool] = False
     """Whether ``QueueSettings.maxsize`` bounds the design."""
+    raw_throughput: ClassVar[Any] = None
+    """The raw-primitive reference: a staticmethod ``(item, n_producers, duration_s, batch) -> items/s`` that
+    drives the bare primitive from ``n_producers`` forked processes with no chiefbench code in the loop
+    (see ``framework.queues.rawloop``); None where a design has none."""
 
     def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
         self.settings = settings
@@ -132,6 +147,8 @@ REGISTRY: dict[str, str] = {
     "simple_queue": "framework.queues.stdlib:SimpleQueueDesign",
     "pipe": "framework.queues.stdlib:PipeDesign",
     "manager_queue": "framework.queues.stdlib:ManagerQueueDesign",
+    "faster_fifo": "framework.queues.faster_fifo_design:FasterFifoDesign",
+    "zmq": "framework.queues.zmq_design:ZmqDesign",
 }
 
 
