@@ -197,7 +197,9 @@ class _RawFifo:
         self.q = faster_fifo.Queue(max_size_bytes=RAW_BUFFER_BYTES)
 
     def sender(self, index: int, item: Any, batch: int) -> Any:
-        q, items = self.q, [item] * batch
+        from framework.queues.rawloop import copies
+
+        q, items = self.q, copies(item, batch)
 
         def send() -> None:
             try:

@@ -16,6 +16,7 @@ A channel is any object with::
 
     Channel(n_producers, mp_context)        # in this process, before the fork: the OS resources
     channel.sender(i, item, batch) -> send  # in producer i, after the fork: send() puts one message
+                                            # (a batch is ``copies(item, batch)``, made once)
     channel.receive(timeout_s) -> int       # here: items received by one get (0 when none came in time)
     channel.close()                         # here, after every producer is gone
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import time
 from typing import Any
 
@@ -42,6 +44,13 @@ DRAIN_TIMEOUT_S = 2.0
 
 class RawLoopError(RuntimeError):
     """The bare primitive moved nothing, or a producer failed."""
+
+
+def copies(item: Any, n: int) -> list:
+    """``n`` distinct deep copies of ``item``: a batch of the same object twice would pickle as one object and
+    one back-reference (pickle's memo), flattering every pickling transport."""
+    blob = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+    return [pickle.loads(blob) for _ in range(n)]
 
 
 def _produce(channel: Any, index: int, item: Any, batch: int, stop: Any) -> None:

@@ -371,8 +371,16 @@ class ManagerQueueDesign(_BufferedDesign):
 # transport and the same batching (one ``_Batch`` list per message), no chiefbench code in the loop.
 
 
+RAW_FEEDER_AHEAD_MESSAGES = 4
+"""mp_queue reference: a producer lets its feeder thread catch up once this many messages wait for it. A loop
+that only calls put() keeps the GIL from its own feeder thread and measures that starvation, not the queue."""
+RAW_FEEDER_YIELD_S = 0.0001
+
+
 def _message(item: Any, batch: int) -> Any:
-    return item if batch == 1 else _Batch([item] * batch)
+    from framework.queues.rawloop import copies
+
+    return item if batch == 1 else _Batch(copies(item, batch))
 
 
 def _count(message: Any) -> int:
@@ -384,8 +392,13 @@ class _RawMpQueue:
         self.q = ctx.Queue()
 
     def sender(self, index: int, item: Any, batch: int) -> Callable[[], None]:
-        put, message = self.q.put, _message(item, batch)
-        return lambda: put(message)
+        q, message = self.q, _message(item, batch)
+
+        def send() -> None:
+            q.put(message)
+            while q._buffer is not None and len(q._buffer) > RAW_FEEDER_AHEAD_MESSAGES:
+                time.sleep(RAW_FEEDER_YIELD_S)
+        return send
 
     def receive(self, timeout_s: float) -> int:
         try:

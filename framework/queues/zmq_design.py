@@ -324,7 +324,9 @@ class _RawZmq:
     def sender(self, index: int, item: Any, batch: int) -> Any:
         zmq = _zmq()
         context, sock = _new_socket(zmq.PUSH, self.address, bind=False)
-        message = item if batch == 1 else _Batch([item] * batch)
+        from framework.queues.rawloop import copies
+
+        message = item if batch == 1 else _Batch(copies(item, batch))
 
         def send() -> None:
             # A bounded wait, so that a producer held at the high-water mark still sees the stop flag.
