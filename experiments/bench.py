@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="fresh runs per configuration, interleaved (default 3)")
     p.add_argument("--duration", type=float, default=1.0, help="seconds per framework run (default 1.0)")
     p.add_argument("--warmup", type=float, default=0.25, help="seconds excluded at the start of each run")
-    p.add_argument("--raw-duration", type=float, default=0.5, help="seconds the raw primitive is counted (default 0.5)")
+    p.add_argument("--raw-duration", type=float, default=0.4, help="seconds the raw primitive is counted (default 0.4)")
     p.add_argument("--latency-duration", type=float, default=1.5, help="seconds per latency run (default 1.5)")
     p.add_argument("--designs", default="", help="comma-separated designs (default: every available one)")
     p.add_argument("--payloads", default="", help=f"comma-separated, of {', '.join(PAYLOADS)} (default: all)")
@@ -278,8 +278,6 @@ def main(argv: list[str] | None = None) -> int:
                 b = batches[payload]
                 overrides = [f"queue={design}", *PAYLOADS[payload], f"workers.count={n}",
                              f"workers.forward_batch={b}", f"workers.local_threshold={b - 1}", *common]
-                if design == "faster_fifo":
-                    overrides.append(f"queue.buffer_bytes={max(16 << 20, 8 * b * (sizes[payload] + 1024))}")
                 jobs.append({"design": design, "payload": payload, "workers": n, "batch": b,
                              "overrides": overrides, "summaries": [], "raw": []})
     specs: dict[int, Any] = {}
@@ -469,8 +467,8 @@ def format_table(table: pd.DataFrame) -> str:
 
 def format_latency(latency: pd.DataFrame) -> str:
     head = f"{'design':>14} {'items/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'chief CPU %':>11} {'worker CPU %':>12}"
-    lines = [f"latency and idle cost (2 workers, 1,000 items/s in all, the chief reacting at once; CPU % of one core, "
-             f"the busiest worker)", head, "-" * len(head)]
+    lines = ["latency and idle cost (2 workers, 1,000 items/s in all, the chief reacting at once; CPU % of one core, "
+             "the busiest worker)", head, "-" * len(head)]
     for r in latency.itertuples():
         lines.append(f"{r.design:>14} {_num(r.items_per_s, ',.0f'):>9} {_num(r.p50_ms, '.3f'):>8} "
                      f"{_num(r.p99_ms, '.3f'):>8} {_num(r.chief_cpu_percent, '.1f'):>11} "
