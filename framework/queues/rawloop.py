@@ -32,7 +32,7 @@ import pickle
 import time
 from typing import Any
 
-WARMUP_S = 0.2
+WARMUP_S = 0.15
 """Seconds of flow before counting starts (page faults, buffers filling, the first reconnects)."""
 FIRST_MESSAGE_TIMEOUT_S = 30.0
 """Longest wait for the first message: past it the primitive is broken, not slow."""
