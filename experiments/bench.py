@@ -249,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     designs, unavailable = available_designs(args.designs)
     payloads = available_payloads(args.payloads)
     worker_counts = [int(w) for w in args.workers.split(",") if w]
+    if not designs or not payloads or not worker_counts:
+        print(f"bench: nothing to run (designs {designs}, payloads {payloads}, workers {worker_counts})")
+        for name, reason in unavailable.items():
+            print(f"unavailable   {name}: {reason}")
+        return 1
     warmup = min(args.warmup, args.duration / 4)
     now = _dt.datetime.now()
     out = Path(args.out) if args.out else (Path("outputs/sweeps") / now.strftime("%Y-%m-%d")

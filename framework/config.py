@@ -17,6 +17,8 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from framework.queues.base import DEFAULT_BUFFER_BYTES
+
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 """The YAML tree; chiefbench runs from a checkout (editable install)."""
 
@@ -114,7 +116,7 @@ class QueueConfig:
     """Bound of the global queue in payload bytes (items x item size); 0 = unbounded."""
     on_full: str = "block"
     """What a worker does when the bound is reached: block, drop_oldest, drop_newest or fail."""
-    buffer_bytes: int = 16 * 1024 * 1024
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
     """Byte size of a byte-bounded design's buffer (faster_fifo's shared circular buffer; every pickled message,
     a put_many batch as a whole, must fit in it); other designs ignore it."""
 
