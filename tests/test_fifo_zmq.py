@@ -193,6 +193,44 @@ def test_zmq_socket_directory_is_private_and_removed():
     design.close()  # idempotent
 
 
+_CRASHING_CHIEF = """
+import multiprocessing, os, signal, sys
+from framework.queues import QueueSettings, design_class
+design = design_class("zmq")(QueueSettings("zmq"), 1, multiprocessing.get_context("fork"))
+print(design.directory, flush=True)
+sys.stdin.readline()  # wait until the test has looked
+os.kill(os.getpid(), signal.SIGKILL)  # no close(), no atexit: a crash
+"""
+
+
+@pytest.mark.timeout(60)
+def test_zmq_socket_directory_of_a_killed_chief_is_removed_by_the_next_run():
+    import subprocess
+    import sys
+
+    from framework import hygiene
+
+    _design("zmq").close()  # skips when the extra is missing
+    # A chief of its own (a fresh interpreter, not a child that would share this process's temp directory).
+    chief = subprocess.Popen([sys.executable, "-c", _CRASHING_CHIEF], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        directory = Path(chief.stdout.readline().strip())
+        assert directory.is_dir() and directory.parent.name.startswith(f"chiefbench-{chief.pid}-")
+        chief.stdin.write("go\n")
+        chief.stdin.flush()
+        assert chief.wait(GET_TIMEOUT_S) == -9
+        assert directory.exists()  # the crash left it behind...
+        removed = hygiene.remove_stale()
+        assert directory.parent in removed and not directory.exists()  # ...and the next run removes it
+    finally:
+        if chief.poll() is None:
+            chief.kill()
+            chief.wait()
+        chief.stdin.close()
+        chief.stdout.close()
+
+
 @pytest.mark.timeout(60)
 def test_zmq_run_under_spawn_balances_the_books(run_in):
     result = run_in(["queue=zmq", *FAST, "payload=array", "payload.shape=[100000]", "workers.count=2",
