@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test soak browser sweep report clean
+.PHONY: help venv run test soak browser sweep bench report clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,6 +42,14 @@ SWEEP_ARGS ?= workers.count=1,2,4 'payload.shape=[8],[16384]' run.duration_s=1 r
 
 sweep: $(INSTALLED) ## A short queue shoot-out (about 3 min on 2 cores): one table and report.html in its sweep directory
 	$(VENV)/bin/chiefbench -m +experiment=queue_shootout $(SWEEP_ARGS)
+
+# The bench: every available design x float, 1 KiB, 64 KiB, 1 MiB (and rollout) x 1, 2 workers, 3 interleaved repeats,
+# with the raw-primitive and memcpy references and the latency / idle-cost table. A quick one:
+#   make bench BENCH_ARGS='--repeats 1 --duration 0.5 --designs pipe,zmq'
+BENCH_ARGS ?=
+
+bench: $(INSTALLED) ## Queue bench (~10 min on 2 cores): one table vs mp_queue, raw primitives and memcpy; BENCH_ARGS
+	$(PY) experiments/bench.py $(BENCH_ARGS)
 
 report: $(INSTALLED) ## Write report.html for DIR (default: the latest sweep under outputs/sweeps)
 	$(VENV)/bin/chiefbench-report $(or $(DIR),$(shell ls -dt outputs/sweeps/*/*/ 2>/dev/null | head -1))

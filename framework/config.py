@@ -17,11 +17,16 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 """The YAML tree; chiefbench runs from a checkout (editable install)."""
 
 MAX_WORKERS = 256
 MAX_ITEM_BYTES = 256 * 1024 * 1024
+MIN_BUFFER_BYTES = 4096
+MAX_BUFFER_BYTES = 1 << 40
+PICKLE_MARGIN_BYTES = 512
+"""Room for an item's pickle beyond its payload bytes, in the faster_fifo buffer check."""
 LOCAL_QUEUES = ("deque", "mp_queue")
 BACKENDS = ("local",)
 ON_FAILURE = ("abort", "restart", "continue")
@@ -113,7 +118,8 @@ class QueueConfig:
     on_full: str = "block"
     """What a worker does when the bound is reached: block, drop_oldest, drop_newest or fail."""
     buffer_bytes: Optional[int] = None
-    """Bytes of a byte-bounded design's buffer (shm_ring: per worker); null = sized from payload x forward_batch."""
+    """Bytes of a byte-bounded design's buffer (shm_ring: per worker; faster_fifo: its shared circular buffer);
+    null = sized from payload x forward_batch (faster_fifo: at least 16 MiB)."""
 
 
 @dataclass
@@ -296,7 +302,6 @@ def to_spec(cfg: Config | DictConfig) -> Config:
     return spec
 
 
-MIN_BUFFER_BYTES = 4096
 MESSAGE_OVERHEAD_BYTES = 4096
 """Framing, pickle header and stamps of one message, beyond its items' payload bytes (generous)."""
 ITEM_OVERHEAD_BYTES = 64
@@ -394,6 +399,11 @@ def validate(spec: Config) -> None:
              "must be 0 (unbounded) or a positive number of items", "e.g. `queue.maxsize=1000`")
     _require(spec.queue.max_bytes >= 0, "queue.max_bytes", spec.queue.max_bytes,
              "must be 0 (unbounded) or a positive number of bytes", "e.g. `queue.max_bytes=1000000`")
+    _require(spec.queue.buffer_bytes is None or (isinstance(spec.queue.buffer_bytes, int)
+                                                 and MIN_BUFFER_BYTES <= spec.queue.buffer_bytes <= MAX_BUFFER_BYTES),
+             "queue.buffer_bytes", spec.queue.buffer_bytes,
+             f"must be null (sized from the payload) or a number of bytes from {MIN_BUFFER_BYTES:,} to "
+             f"{MAX_BUFFER_BYTES:,}", "e.g. `queue.buffer_bytes=16777216` (16 MiB) or `queue.buffer_bytes=null`")
     _require(spec.queue.on_full in ON_FULL, "queue.on_full", spec.queue.on_full, f"must be one of {', '.join(ON_FULL)}",
              "e.g. `queue.on_full=block`")
 
@@ -443,13 +453,19 @@ def validate(spec: Config) -> None:
              "e.g. `transform.value=0.1`")
     nbytes = item_nbytes(p)
     q = spec.queue
+    # faster_fifo: an item that cannot fit in the circular buffer would wait for ever; say so before starting.
+    # The margin covers the item's pickle (tuple, stamps, array header); a worker checks the exact size.
+    _require(q.name != "faster_fifo" or q.buffer_bytes is None or nbytes + PICKLE_MARGIN_BYTES <= q.buffer_bytes,
+             "queue.buffer_bytes",
+             q.buffer_bytes, f"one item of this payload is {nbytes:,} bytes (about {nbytes + PICKLE_MARGIN_BYTES:,} "
+             f"pickled), more than faster_fifo's whole circular buffer, so it could never be put",
+             f"raise `queue.buffer_bytes` to a few times the item size, e.g. "
+             f"`queue.buffer_bytes={max(1 << 20, -(-4 * (nbytes + PICKLE_MARGIN_BYTES) // (1 << 20)) << 20)}`, "
+             f"or shrink payload.shape")
     _require(q.max_bytes == 0 or nbytes <= q.max_bytes, "queue.max_bytes", q.max_bytes,
              f"one item of this payload is {nbytes:,} bytes, larger than the queue's whole capacity of "
              f"{q.max_bytes:,} bytes, so it could never be put",
              f"raise `queue.max_bytes` to at least {nbytes} (better, a multiple of it), or shrink payload.shape")
-    _require(q.buffer_bytes is None or (isinstance(q.buffer_bytes, int) and q.buffer_bytes >= MIN_BUFFER_BYTES),
-             "queue.buffer_bytes", q.buffer_bytes, f"must be null (sized from the payload) or at least "
-             f"{MIN_BUFFER_BYTES} bytes", "e.g. `queue.buffer_bytes=8388608` or `queue.buffer_bytes=null`")
     message = message_bytes(spec)
     _require(q.buffer_bytes is None or q.name != "shm_ring" or 2 * message <= q.buffer_bytes, "queue.buffer_bytes",
              q.buffer_bytes, f"a message of workers.forward_batch={w.forward_batch} items of {nbytes:,} bytes needs "

@@ -730,6 +730,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
         try:
             if consumer is not None:
                 chief.drain(consumer)
+                consumer.finish(JOIN_TIMEOUT_S)
             chief.reap()
             chief.interrupts.check(chief.stop_count + 1)
         except RunInterrupted as exc:

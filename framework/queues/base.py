@@ -38,6 +38,9 @@ from typing import Any, ClassVar
 Full = queue.Full
 Empty = queue.Empty
 
+DEFAULT_BUFFER_BYTES = 16 << 20
+"""faster_fifo's buffer when ``queue.buffer_bytes`` is null: at least 16 MiB (room for a batch of 1 MiB arrays)."""
+
 
 @dataclass(frozen=True)
 class QueueSettings:
@@ -48,7 +51,8 @@ class QueueSettings:
     maxsize: int = 0
     """Bound in items; 0 means unbounded (only for designs with ``supports_maxsize``)."""
     buffer_bytes: int | None = None
-    """Size of a byte-bounded design's buffer (per worker for shm_ring); None = sized from the payload."""
+    """Size of a byte-bounded design's buffer (shm_ring: per worker; faster_fifo: its circular buffer);
+    None = sized from ``message_bytes_hint``; other designs ignore it."""
     message_bytes_hint: int = 0
     """The largest message the run expects (items x payload bytes per forward), for sizing buffers."""
 
@@ -94,6 +98,12 @@ class ConsumerEnd(ABC):
     def close(self) -> None:
         """Release this end."""
 
+    def finish(self, timeout_s: float) -> None:
+        """Called once the chief has every end-of-stream and reads no more, before it joins the workers.
+
+        A design whose producers wait for the consumer's word before they may close (``zmq``) answers
+        them here, for at most ``timeout_s``; the default does nothing."""
+
 
 class QueueDesign(ABC):
     """Owns the OS resources of one design for one run; see the module docstring."""
@@ -105,6 +115,10 @@ class QueueDesign(ABC):
     """The command that installs what ``requires`` names."""
     supports_maxsize: ClassVar[bool] = False
     """Whether ``QueueSettings.maxsize`` bounds the design."""
+    raw_throughput: ClassVar[Any] = None
+    """The raw-primitive reference: a staticmethod ``(item, n_producers, duration_s, batch) -> items/s`` that
+    drives the bare primitive from ``n_producers`` forked processes with no chiefbench code in the loop
+    (see ``framework.queues.rawloop``); None where a design has none."""
 
     def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
         self.settings = settings
@@ -141,6 +155,8 @@ REGISTRY: dict[str, str] = {
     "pipe": "framework.queues.stdlib:PipeDesign",
     "manager_queue": "framework.queues.stdlib:ManagerQueueDesign",
     "shm_ring": "framework.queues.shm_ring:ShmRingDesign",
+    "faster_fifo": "framework.queues.faster_fifo_design:FasterFifoDesign",
+    "zmq": "framework.queues.zmq_design:ZmqDesign",
 }
 
 

@@ -363,3 +363,133 @@ class ManagerQueueDesign(_BufferedDesign):
             self._closed = True
             # shutdown() stops and joins the server process.
             self._manager.shutdown()
+
+
+# --------------------------------------------------------------------------- raw-primitive references
+#
+# Each channel below is the bare primitive of one design for ``framework.queues.rawloop``: the same
+# transport and the same batching (one ``_Batch`` list per message), no chiefbench code in the loop.
+
+
+RAW_FEEDER_AHEAD_MESSAGES = 4
+"""mp_queue reference: a producer lets its feeder thread catch up once this many messages wait for it. A loop
+that only calls put() keeps the GIL from its own feeder thread and measures that starvation, not the queue."""
+RAW_FEEDER_YIELD_S = 0.0001
+
+
+def _message(item: Any, batch: int) -> Any:
+    from framework.queues.rawloop import copies
+
+    return item if batch == 1 else _Batch(copies(item, batch))
+
+
+def _count(message: Any) -> int:
+    return len(message) if type(message) is _Batch else 1
+
+
+class _RawMpQueue:
+    def __init__(self, n_producers: int, ctx: Any) -> None:
+        self.q = ctx.Queue()
+
+    def sender(self, index: int, item: Any, batch: int) -> Callable[[], None]:
+        q, message = self.q, _message(item, batch)
+
+        def send() -> None:
+            q.put(message)
+            while q._buffer is not None and len(q._buffer) > RAW_FEEDER_AHEAD_MESSAGES:
+                time.sleep(RAW_FEEDER_YIELD_S)
+        return send
+
+    def receive(self, timeout_s: float) -> int:
+        try:
+            return _count(self.q.get(True, timeout_s))
+        except queue.Empty:
+            return 0
+
+    def close(self) -> None:
+        _close_mp_queue(self.q)
+
+
+class _RawSimpleQueue:
+    def __init__(self, n_producers: int, ctx: Any) -> None:
+        self.q = ctx.SimpleQueue()
+
+    def sender(self, index: int, item: Any, batch: int) -> Callable[[], None]:
+        put, message = self.q.put, _message(item, batch)
+        return lambda: put(message)
+
+    def receive(self, timeout_s: float) -> int:
+        if not self.q._reader.poll(timeout_s):
+            return 0
+        return _count(self.q.get())
+
+    def close(self) -> None:
+        self.q.close()
+
+
+class _RawPipe:
+    def __init__(self, n_producers: int, ctx: Any) -> None:
+        pairs = [ctx.Pipe(duplex=False) for _ in range(n_producers)]
+        self.readers = [r for r, _ in pairs]
+        self.writers = [w for _, w in pairs]
+        self.live = list(self.readers)
+
+    def sender(self, index: int, item: Any, batch: int) -> Callable[[], None]:
+        send, message = self.writers[index].send, _message(item, batch)
+        return lambda: send(message)
+
+    def producers_started(self) -> None:
+        for w in self.writers:
+            w.close()
+
+    def receive(self, timeout_s: float) -> int:
+        # All ready pipes per wait: the design's rotation, at its cheapest.
+        got = 0
+        for conn in wait(self.live, timeout_s):
+            try:
+                got += _count(conn.recv())
+            except EOFError:
+                self.live.remove(conn)
+        return got
+
+    def close(self) -> None:
+        for conn in self.readers + self.writers:
+            conn.close()
+
+
+class _RawManagerQueue:
+    def __init__(self, n_producers: int, ctx: Any) -> None:
+        from multiprocessing.managers import SyncManager
+
+        self.manager = SyncManager(ctx=ctx)
+        self.manager.start(_exit_with_parent, (os.getpid(), ctx.get_start_method()))
+        self.q = self.manager.Queue()
+
+    def sender(self, index: int, item: Any, batch: int) -> Callable[[], None]:
+        put, message = self.q.put, _message(item, batch)
+        return lambda: put(message)
+
+    def receive(self, timeout_s: float) -> int:
+        try:
+            return _count(self.q.get(True, timeout_s))
+        except queue.Empty:
+            return 0
+
+    def close(self) -> None:
+        self.manager.shutdown()
+
+
+def _raw(channel: type) -> Callable[[Any, int, float, int], float]:
+    def raw_throughput(item: Any, n_producers: int, duration_s: float, batch: int) -> float:
+        from framework.queues import rawloop
+
+        return rawloop.measure(channel, item, n_producers, duration_s, batch)
+
+    raw_throughput.__doc__ = f"Items/s of the bare primitive ({channel.__name__}), no chiefbench code in the loop."
+    return staticmethod(raw_throughput)
+
+
+MpQueueDesign.raw_throughput = _raw(_RawMpQueue)
+SimpleQueueDesign.raw_throughput = _raw(_RawSimpleQueue)
+PipeDesign.raw_throughput = _raw(_RawPipe)
+ManagerQueueDesign.raw_throughput = _raw(_RawManagerQueue)
