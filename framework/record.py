@@ -69,10 +69,14 @@ class ItemRecorder:
         n = 0
         read = self._value_of
         for chunk in chunks:
+            # Copied or reduced at once, like add(): the columns and payloads may be views that the
+            # design lent until the next take (shm_ring), and the recorder keeps them until compaction.
             if read is not None and not isinstance(chunk.values, np.ndarray):
-                # Reduced at once, like add(): the payloads may be views lent until the next take.
-                chunk = type(chunk)(chunk.worker, chunk.seq0, chunk.created_ns, chunk.forwarded_ns,
-                                    np.fromiter(map(read, chunk.values), np.float64, len(chunk)))
+                values = np.fromiter(map(read, chunk.values), np.float64, len(chunk))
+            else:
+                values = np.array(chunk.values, np.float64)
+            chunk = type(chunk)(chunk.worker, chunk.seq0, np.array(chunk.created_ns, np.int64), chunk.forwarded_ns,
+                                values)
             self._pending_chunks.append((chunk, consumed_ns, state))
             n += len(chunk)
         self._counts[state] += n

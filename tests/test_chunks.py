@@ -36,7 +36,9 @@ def test_a_chunk_is_split_so_each_check_takes_exactly_take_batch(run_in, design)
 def test_chunks_and_lent_views_record_what_the_per_item_path_records(run_in, payload):
     """Same seed, same items: shm_ring with chunks of 8 (views lent to the chief) against pipe one at a time."""
     common = [*FAST, "run.items=300", "run.seed=7", "run.start_method=fork", "run.on_stop=forward", *payload]
-    ring = run_in([*common, "queue=shm_ring", "workers.forward_batch=8", "workers.local_threshold=8"])
+    # A small ring, so that it wraps many times while the recorder still holds earlier chunks.
+    ring = run_in([*common, "queue=shm_ring", "workers.forward_batch=8", "workers.local_threshold=8",
+                   "queue.buffer_bytes=524288"])
     one = run_in([*common, "queue=pipe", "workers.forward_batch=1"])
     for r in (ring, one):
         assert r.status == "ok" and r.counts["lost"] == 0 and r.counts["produced"] == 600
@@ -44,3 +46,7 @@ def test_chunks_and_lent_views_record_what_the_per_item_path_records(run_in, pay
     assert (a[["worker", "seq"]].to_numpy() == b[["worker", "seq"]].to_numpy()).all()
     np.testing.assert_array_equal(a["value"].to_numpy(), b["value"].to_numpy())
     assert set(np.round(a["value"].unique(), 6)) <= {1.1, 2.1, 3.1}
+    items = ring.items
+    assert (items["created_ns"] <= items["forwarded_ns"]).all()
+    taken = items[items["state"] == "consumed"]
+    assert len(taken) and (taken["forwarded_ns"] <= taken["consumed_ns"]).all()

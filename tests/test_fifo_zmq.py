@@ -255,7 +255,7 @@ def test_missing_extra_is_reported_with_its_install_command(monkeypatch, name, m
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("name", ["pipe", "faster_fifo", "zmq"])
+@pytest.mark.parametrize("name", ["pipe", "faster_fifo", "zmq", "shm_ring"])
 def test_raw_primitive_moves_items(name):
     try:
         cls = design_class(name)

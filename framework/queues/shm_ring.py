@@ -382,3 +382,48 @@ class ShmRingDesign(QueueDesign):
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+# --------------------------------------------------------------------------- raw reference
+
+RAW_RING_BYTES = 64 * 1024 * 1024
+"""The raw reference's ring per producer: room for batches of 1 MiB arrays."""
+
+
+class _RawShmRing:
+    """The ring alone, for ``rawloop.measure``: producers put (or put_many) copies of one item;
+    the consumer takes everything there, through lent views released at once, as the chief does."""
+
+    def __init__(self, n_producers: int, ctx: Any) -> None:
+        self.design = ShmRingDesign(QueueSettings("shm_ring", 0, RAW_RING_BYTES), n_producers, ctx)
+        self.consumer = self.design.consumer()
+        self.consumer.lend_views = True
+
+    def sender(self, index: int, item: Any, batch: int) -> Any:
+        from framework.queues.rawloop import copies
+
+        producer, items = self.design.producer(index), copies(item, batch)
+        if batch == 1:
+            return lambda: producer.put(items[0])
+        return lambda: producer.put_many(items)
+
+    def receive(self, timeout_s: float) -> int:
+        try:
+            got = len(self.consumer.get_many(1 << 16, timeout=timeout_s))
+        except queue.Empty:
+            return 0
+        self.consumer.release()
+        return got
+
+    def close(self) -> None:
+        self.design.close()
+
+
+def _raw_throughput(item: Any, n_producers: int, duration_s: float, batch: int) -> float:
+    """Items/s of the bare ring (no chiefbench worker or chief in the loop)."""
+    from framework.queues import rawloop
+
+    return rawloop.measure(_RawShmRing, item, n_producers, duration_s, batch)
+
+
+ShmRingDesign.raw_throughput = staticmethod(_raw_throughput)
