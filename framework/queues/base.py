@@ -132,7 +132,17 @@ REGISTRY: dict[str, str] = {
     "simple_queue": "framework.queues.stdlib:SimpleQueueDesign",
     "pipe": "framework.queues.stdlib:PipeDesign",
     "manager_queue": "framework.queues.stdlib:ManagerQueueDesign",
+    "ray_batches": "framework.queues.ray_designs:RayBatchesDesign",
+    "ray_queue": "framework.queues.ray_designs:RayQueueDesign",
 }
+
+DESIGN_BACKEND: dict[str, str] = {"ray_batches": "ray", "ray_queue": "ray"}
+"""The backend a design runs on, where it is not ``local`` (Ray designs move items between Ray actors)."""
+
+
+def designs(backend: str = "local") -> list[str]:
+    """The registered designs that run on ``backend``, sorted."""
+    return sorted(name for name in REGISTRY if DESIGN_BACKEND.get(name, "local") == backend)
 
 
 class UnknownDesignError(ValueError):
