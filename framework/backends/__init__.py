@@ -13,6 +13,10 @@ import multiprocessing
 from typing import Any
 
 
+class BackendError(RuntimeError):
+    """A backend that cannot run here (Ray not reachable, never enough CPUs); the message says the fix."""
+
+
 def run_context(spec: Any) -> Any:
     """The context one run's chief starts its workers with (Ray is started or attached here)."""
     if spec.backend.name == "ray":

@@ -53,6 +53,7 @@ from typing import Any
 import psutil
 
 from framework import protocol
+from framework.backends import BackendError
 from framework.system import WorkerFailed, _Chief
 
 POLL_WAIT_S = 0.05
@@ -69,7 +70,7 @@ MERGED = (protocol.PRODUCED, protocol.FORWARDED, protocol.DROPPED, protocol.BLOC
 """Counter slots merged into the mirror by maximum: they only grow, and replies may overtake queue entries."""
 
 
-class RayBackendError(RuntimeError):
+class RayBackendError(BackendError):
     """Ray could not be started or reached, or cannot ever place the actors; the message says the fix."""
 
 
@@ -421,7 +422,7 @@ class RayContext:
             # placement group, waited for with a blocking ray.get: Ray lends the waiting job's own CPU
             # out meanwhile, and a group is placed whole or not at all, so jobs never deadlock holding
             # part of each other's actors. Such a job waits for its turn without a deadline.
-            in_task = ray.get_runtime_context().get_task_id() is not None
+            in_task = ray.get_runtime_context().worker.mode == ray.WORKER_MODE
             strategy = b.placement_strategy or ("PACK" if in_task else None)
             if strategy:
                 self.pg = _placement_group(ray, n, b, strategy, None if in_task else b.start_timeout_s)
