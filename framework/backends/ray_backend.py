@@ -348,6 +348,10 @@ class _Pump:
             if rss is not None:
                 proc.rss = rss
             if done:
+                if self.ray_queue is not None:
+                    # Its last puts (leftovers, end-of-stream) sit in the queue, maybe behind a backlog:
+                    # deliver them before the chief sees the exit, which ends its drain.
+                    self._finish_queue(ray)
                 ctx.kill_actor(proc)  # its thread has finished and everything it sent is delivered
                 proc.exited(0)
             else:
