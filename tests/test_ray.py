@@ -29,7 +29,7 @@ from framework.config import ConfigError, compose, to_spec
 ray = pytest.importorskip("ray", reason="the Ray backend's tests need the ray extra: pip install 'chiefbench[ray]'")
 
 CHIEFBENCH = str(Path(sys.executable).with_name("chiefbench"))
-ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 ITEMS = 200
 RUN_FILES = {"config.yaml", "depth.parquet", "items.parquet", "memory.parquet", "summary.json"}
 
@@ -65,7 +65,6 @@ def shared_ray():
     """One embedded Ray instance (2 CPUs) for the module, started and stopped as chiefbench does."""
     from framework.backends.ray_backend import _RaySession
 
-    os.environ["RAY_AUTH_MODE"] = "disabled"
     spec = to_spec(compose(["backend=ray", "backend.cluster_cpus=2"]))
     session = _RaySession(spec)
     assert session.connected and ray.is_initialized()

@@ -571,9 +571,15 @@ class _RaySession:
             return
         self.connected = False
         if self.tempdir is not None:
-            # Every process of the embedded instance, the actors' workers included, must go with it.
+            # Every process of the embedded instance, the actors' workers (the raylet's children) included,
+            # must go with it; nothing else (a multiprocessing helper started meanwhile is not Ray's).
             seen = {p.pid for p in self.ours}
-            self.ours += [p for p in psutil.Process().children(recursive=True) if p.pid not in seen]
+            for p in list(self.ours):
+                try:
+                    self.ours += [c for c in p.children(recursive=True) if c.pid not in seen]
+                except psutil.Error:
+                    continue
+                seen = {q.pid for q in self.ours}
         ray.shutdown()
         if self.tempdir is not None:
             _, alive = psutil.wait_procs(self.ours, timeout=SHUTDOWN_WAIT_S)
@@ -599,6 +605,18 @@ class RayChief(_Chief):
         for w, p in self.procs.items():
             if p.rss is not None:
                 self.memory.append((now, "worker", w, p.pid, p.rss))
+
+    _last_forwarded = -1
+
+    def check_stall(self, now: int) -> None:
+        # Under ray_queue a worker spends most of its time inside a put (a round trip to the queue
+        # actor), so "every worker in a put" is no evidence of a stall while items keep flowing.
+        forwarded = sum(self.forwarded())
+        if forwarded != self._last_forwarded:
+            self._last_forwarded = forwarded
+            self.stalled_since = None
+            return
+        super().check_stall(now)
 
     def check_workers(self, now: int, starting: bool = False) -> None:
         pump = self.ctx.pump
