@@ -238,6 +238,18 @@ def test_ray_launcher_preset_works_locally_and_when_attaching():
     assert ray_cfg["init"]["dashboard_host"] == "127.0.0.1" and ray_cfg["remote"]["num_cpus"] == 1
 
 
+def test_stamps_of_an_actor_on_another_node_are_translated_into_the_drivers_clock():
+    from framework import protocol
+    from framework.backends.ray_backend import _shift
+
+    off = 1_000  # the actor's clock runs 1 us ahead of the driver's
+    eos = protocol.EndOfStream(0, 0, 3, 2, [(2, 5_300)], 0.0, 1.0, 1.0, 42)
+    shifted = _shift([(0, 0, 5_000, 5_100, 1.5), protocol.Leftovers(0, [(0, 1, 5_200, -1, 2.5)]), eos], off)
+    assert shifted[0] == (0, 0, 4_000, 4_100, 1.5)
+    assert shifted[1].items == [(0, 1, 4_200, -1, 2.5)]  # a kept leftover has no forwarded stamp to move
+    assert shifted[2].dropped == [(2, 4_300)]
+
+
 # --------------------------------------------------------------------------- runs on the shared instance
 
 
