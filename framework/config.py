@@ -211,7 +211,9 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     if not OmegaConf.has_resolver("chiefbench_pid"):
-        OmegaConf.register_new_resolver("chiefbench_pid", lambda: str(os.getpid()))
+        # Cached: Hydra copies the launcher's resolver cache into every job's config, so jobs that run in
+        # other processes (hydra/launcher=ray, joblib) resolve the sweep directory to the launcher's pid.
+        OmegaConf.register_new_resolver("chiefbench_pid", lambda: str(os.getpid()), use_cache=True)
     if not OmegaConf.has_resolver("chiefbench_cpus"):
         # ${chiefbench_cpus:2,1} = 2 x this machine's CPU count + 1 (for sweep ranges in experiment presets).
         OmegaConf.register_new_resolver("chiefbench_cpus", lambda times=1, plus=0: int(times) * (os.cpu_count() or 1)

@@ -346,12 +346,12 @@ def test_command_starts_and_stops_an_embedded_ray(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_two_job_sweep_through_the_ray_launcher(tmp_path):
-    sweep = tmp_path / "sweep"
+    # The default sweep directory: the jobs (other processes) must resolve it as the launcher did.
     # The launcher's own Ray instance, in a short private directory (Ray's socket paths are length-limited).
     ray_dir = tempfile.mkdtemp(prefix="cbsweep-")
     try:
         proc = subprocess.run([CHIEFBENCH, "-m", "hydra/launcher=ray", "backend=ray", "run.seed=1,2", "run.items=40",
-                               *FAST, f"hydra.sweep.dir={sweep}", f"+hydra.launcher.ray.init._temp_dir={ray_dir}"],
+                               *FAST, f"+hydra.launcher.ray.init._temp_dir={ray_dir}"],
                               cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=230)
         deadline = time.monotonic() + 10
         while ray_processes(ray_dir) and time.monotonic() < deadline:
@@ -360,6 +360,8 @@ def test_two_job_sweep_through_the_ray_launcher(tmp_path):
     finally:
         shutil.rmtree(ray_dir, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "sweeps").glob("*/*")
+    assert "2 of 2 jobs gathered" in proc.stdout, proc.stdout[-2000:]
     summaries = _summaries(sweep)
     assert sorted(s["config"]["run"]["seed"] for s in summaries) == [1, 2]
     for s in summaries:
