@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from framework.backends import BackendError
 from framework.config import CONF_DIR, ConfigError, register_configs, to_spec
 from framework.results import ResultsWriteError
 
@@ -79,6 +80,9 @@ def _task(cfg: Any) -> float | None:
             results = [execute(spec, hc.runtime.output_dir, overrides)]
             print(format_summary(results[0].summary))
     except ResultsWriteError as exc:
+        print(f"chiefbench: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except BackendError as exc:  # e.g. backend.address names no running Ray cluster
         print(f"chiefbench: {exc}", file=sys.stderr)
         sys.exit(1)
     print(f"results       {hc.runtime.output_dir}")

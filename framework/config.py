@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -28,7 +29,8 @@ MAX_BUFFER_BYTES = 1 << 40
 PICKLE_MARGIN_BYTES = 512
 """Room for an item's pickle beyond its payload bytes, in the faster_fifo buffer check."""
 LOCAL_QUEUES = ("deque", "mp_queue")
-BACKENDS = ("local",)
+BACKENDS = ("local", "ray")
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 ON_FAILURE = ("abort", "restart", "continue")
 ON_FULL = ("block", "drop_oldest", "drop_newest", "fail")
 ON_STOP = ("forward", "keep")
@@ -183,7 +185,23 @@ class ObjectiveConfig:
 @dataclass
 class BackendConfig:
     name: str = "local"
-    """Where workers run: local (processes on this machine)."""
+    """Where workers run: local (processes on this machine) or ray (Ray actors; pip install 'chiefbench[ray]')."""
+    address: Optional[str] = None
+    """Ray only. null = start an embedded Ray instance and stop it at the end; auto or ray://host:10001 = attach to a running cluster (left running)."""
+    num_cpus: float = 1.0
+    """Ray only. CPUs each worker actor reserves (Ray's num_cpus; fractions allowed)."""
+    cluster_cpus: Optional[int] = None
+    """Ray only. CPUs of the embedded instance; null = enough for the actors, at least this machine's CPU count."""
+    placement_strategy: Optional[str] = None
+    """Ray only. null = Ray places the actors; PACK, SPREAD, STRICT_PACK or STRICT_SPREAD = one placement group for all."""
+    object_store_memory: Optional[int] = None
+    """Ray only. Bytes of the embedded instance's object store; null = Ray's default. Must be null when attaching."""
+    include_dashboard: bool = False
+    """Ray only. Start the dashboard with the embedded instance."""
+    dashboard_host: str = "127.0.0.1"
+    """Ray only. Where the embedded instance's dashboard listens (loopback unless configured)."""
+    start_timeout_s: float = 120.0
+    """Ray only. Longest wait for the actors to be scheduled and ready (a busy cluster queues them)."""
 
 
 @dataclass
@@ -221,11 +239,16 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     if not OmegaConf.has_resolver("chiefbench_pid"):
-        OmegaConf.register_new_resolver("chiefbench_pid", lambda: str(os.getpid()))
+        # Cached: Hydra copies the launcher's resolver cache into every job's config, so jobs that run in
+        # other processes (hydra/launcher=ray, joblib) resolve the sweep directory to the launcher's pid.
+        OmegaConf.register_new_resolver("chiefbench_pid", lambda: str(os.getpid()), use_cache=True)
     if not OmegaConf.has_resolver("chiefbench_cpus"):
         # ${chiefbench_cpus:2,1} = 2 x this machine's CPU count + 1 (for sweep ranges in experiment presets).
         OmegaConf.register_new_resolver("chiefbench_cpus", lambda times=1, plus=0: int(times) * (os.cpu_count() or 1)
                                         + int(plus))
+    # conf/hydra/launcher/{ray,submitit_slurm}.yaml share their names with the launchers' own schemas,
+    # which Hydra still applies (and validates) but announces as deprecated on every composition.
+    warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/(ray|submitit_slurm)' is validated against")
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(group="queue", name="queue_schema", node=QueueConfig)
@@ -496,4 +519,39 @@ def validate(spec: Config) -> None:
     _require(o.max_p99_ms is None or (_finite(o.max_p99_ms) and o.max_p99_ms > 0), "objective.max_p99_ms",
              o.max_p99_ms, "must be null or a positive number of milliseconds", "e.g. `objective.max_p99_ms=50`")
     _require(spec.backend.name in BACKENDS, "backend", spec.backend.name,
-             f"known backends: {', '.join(BACKENDS)}", "use `backend=local`")
+             f"known backends: {', '.join(BACKENDS)}", "use `backend=local` (or `backend=ray`)")
+    validate_backend(spec)
+
+
+def validate_backend(spec: Config) -> None:
+    """The pairing of backend and queue design, and the Ray backend's keys."""
+    from framework.queues.base import DESIGN_BACKEND, designs
+
+    b, name = spec.backend, spec.queue.name
+    runs_on = DESIGN_BACKEND.get(name, "local")
+    _require(runs_on == b.name, "queue", name,
+             f"this design runs on backend={runs_on}, but backend={b.name} (the {b.name} backend's designs: "
+             f"{', '.join(designs(b.name))})",
+             f"use `backend={runs_on} queue={name}`, or one of the {b.name} designs, e.g. `queue={designs(b.name)[0]}`")
+    if b.name != "ray":
+        return
+    _require(b.address is None or b.address == "auto" or str(b.address).startswith("ray://")
+             or ":" in str(b.address), "backend.address", b.address,
+             "must be null (an embedded Ray instance), auto, host:port or ray://host:port",
+             "e.g. `backend.address=auto` after `ray start --head`")
+    _require(_finite(b.num_cpus) and 0 <= b.num_cpus <= 1024, "backend.num_cpus", b.num_cpus,
+             "must be a number of CPUs from 0 to 1024 per worker actor", "e.g. `backend.num_cpus=1`")
+    _require(b.cluster_cpus is None or 1 <= b.cluster_cpus <= 100_000, "backend.cluster_cpus", b.cluster_cpus,
+             "must be null or a positive number of CPUs", "e.g. `backend.cluster_cpus=4`")
+    _require(b.placement_strategy is None or b.placement_strategy in PLACEMENT_STRATEGIES,
+             "backend.placement_strategy", b.placement_strategy,
+             f"must be null (Ray places the actors) or one of {', '.join(PLACEMENT_STRATEGIES)}",
+             "e.g. `backend.placement_strategy=SPREAD`")
+    _require(b.object_store_memory is None or b.object_store_memory >= 78 * 1024 * 1024,
+             "backend.object_store_memory", b.object_store_memory,
+             "must be null (Ray's default) or at least 78 MiB (Ray's minimum)", "e.g. `backend.object_store_memory=500000000`")
+    _require(b.object_store_memory is None or b.address is None, "backend.object_store_memory",
+             b.object_store_memory, "can only size an embedded Ray instance: a running cluster has its own",
+             "drop it (`backend.object_store_memory=null`) when attaching with backend.address")
+    _require(_finite(b.start_timeout_s) and b.start_timeout_s > 0, "backend.start_timeout_s", b.start_timeout_s,
+             "must be a positive number of seconds", "e.g. `backend.start_timeout_s=120`")

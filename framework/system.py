@@ -55,7 +55,6 @@ under ``drop_oldest`` the chief evicts the oldest items past the bound.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import queue
 import signal
@@ -69,6 +68,7 @@ import pandas as pd
 import psutil
 
 from framework import hygiene, protocol
+from framework.backends import run_context
 from framework.config import Config, item_bound, message_bytes
 from framework.payloads import item_nbytes, value_reader
 from framework.queues import QueueSettings, design_class
@@ -687,11 +687,12 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
     """Run the chief/worker system once; always reaps every process and closes the design."""
     hygiene.remove_stale()
     hygiene.claim_tempdir()
-    ctx = multiprocessing.get_context(spec.run.start_method)
+    # Backend hook: a multiprocessing context (local), or a RayContext whose Process is a Ray actor.
+    ctx = run_context(spec)
     # The framework keeps the bound itself (in items, for every design), so the design is unbounded.
     settings = QueueSettings(spec.queue.name, 0, spec.queue.buffer_bytes, message_bytes(spec))
     design = design_class(spec.queue.name)(settings, spec.workers.count, ctx)
-    chief = _Chief(spec, design, ctx, echo)
+    chief = getattr(ctx, "chief_class", _Chief)(spec, design, ctx, echo)
     status, exit_code, consumer = "ok", 0, None
     t_end = 0
     chief.cpu0 = time.process_time()
@@ -745,6 +746,8 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
         chief.reap(hard=True)
         design.close()
         chief.errors_channel.close()
+        if hasattr(ctx, "close"):
+            ctx.close()  # backend hook: the Ray backend stops its actors (and an embedded Ray)
         if in_main_thread:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

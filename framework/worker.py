@@ -151,6 +151,14 @@ def run_worker(spec: WorkerSpec, producer: Any, control: Any, errors: Any) -> No
     gc.enable()  # a forked worker inherits the chief's paused collector; its payloads may make cycles
     chief_alive = protocol.chief_alive_probe(spec.chief_pid, spec.start_method)
     _watch_chief(chief_alive)
+    serve(spec, producer, control, errors, chief_alive)
+
+
+def serve(spec: WorkerSpec, producer: Any, control: Any, errors: Any, chief_alive: Any) -> None:
+    """A worker's life once its process is set up: ready, wait for the start, loop, finish.
+
+    ``run_worker`` calls it in a worker process; the Ray backend calls it in a thread of a
+    Ray actor, with an actor-local control array (``framework.backends.ray_backend``)."""
     state = _State(spec, control)
     local: Any = deque() if spec.local_queue == "deque" else _MpLocalQueue()
     error = None

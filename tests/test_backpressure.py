@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from framework.queues import REGISTRY
+from framework.queues import designs
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -25,7 +25,7 @@ def assert_books(result):
     assert c["lost"] == 0 and c["duplicates"] == 0
 
 
-@pytest.mark.parametrize("design", sorted(REGISTRY))
+@pytest.mark.parametrize("design", designs("local"))  # Ray designs: tests/test_ray.py
 def test_block_keeps_the_bound_and_records_time_blocked(run_in, design):
     result = run_in([*OVERLOADED, f"queue={design}", f"queue.maxsize={BOUND}", "queue.on_full=block"])
     assert result.status == "ok", result.summary["errors"]

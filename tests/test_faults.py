@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from framework.queues import REGISTRY
+from framework.queues import designs
 from framework.worker import worker_stream
 
 pytestmark = pytest.mark.timeout(90)
@@ -18,7 +18,7 @@ KINDS = {"kill": "died", "raise": "exception", "hang": "hung"}
 
 
 @pytest.mark.parametrize("policy", ["abort", "restart", "continue"])
-@pytest.mark.parametrize("design", sorted(REGISTRY))
+@pytest.mark.parametrize("design", designs("local"))  # Ray designs: tests/test_ray.py
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_fault_matrix(run_in, fault, design, policy):
     # A restart under spawn re-imports everything: the case that finds stale heartbeats.

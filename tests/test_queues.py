@@ -20,6 +20,7 @@ from framework.queues import (
     QueueSettings,
     UnknownDesignError,
     availability,
+    designs,
     design_class,
 )
 
@@ -38,7 +39,7 @@ def _class_or_skip(name: str):
         pytest.skip(str(exc))
 
 
-@pytest.fixture(params=sorted(REGISTRY))
+@pytest.fixture(params=designs("local"))  # Ray designs: tests/test_ray.py
 def design_name(request) -> str:
     return request.param
 

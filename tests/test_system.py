@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from conftest import FAST
-from framework.queues import REGISTRY
+from framework.queues import designs
 from framework.results import load_run
 
 pytestmark = pytest.mark.timeout(120)
 
-DESIGNS = sorted(REGISTRY)
+DESIGNS = designs("local")  # Ray designs: tests/test_ray.py
 
 
 def assert_balanced(result, workers, per_worker=None):

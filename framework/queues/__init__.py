@@ -12,6 +12,7 @@ from framework.queues.base import (
     UnknownDesignError,
     availability,
     design_class,
+    designs,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "UnknownDesignError",
     "availability",
     "design_class",
+    "designs",
 ]

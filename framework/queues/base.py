@@ -157,7 +157,17 @@ REGISTRY: dict[str, str] = {
     "shm_ring": "framework.queues.shm_ring:ShmRingDesign",
     "faster_fifo": "framework.queues.faster_fifo_design:FasterFifoDesign",
     "zmq": "framework.queues.zmq_design:ZmqDesign",
+    "ray_batches": "framework.queues.ray_designs:RayBatchesDesign",
+    "ray_queue": "framework.queues.ray_designs:RayQueueDesign",
 }
+
+DESIGN_BACKEND: dict[str, str] = {"ray_batches": "ray", "ray_queue": "ray"}
+"""The backend a design runs on, where it is not ``local`` (Ray designs move items between Ray actors)."""
+
+
+def designs(backend: str = "local") -> list[str]:
+    """The registered designs that run on ``backend``, sorted."""
+    return sorted(name for name in REGISTRY if DESIGN_BACKEND.get(name, "local") == backend)
 
 
 class UnknownDesignError(ValueError):
