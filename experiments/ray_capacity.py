@@ -7,7 +7,7 @@ Every case runs as fast as possible with the chief taking everything queued at e
 (``workers.interval_s=0 chief.interval_s=0 chief.take_batch=0``), cases interleaved, medians of
 the repeats. ``ray_queue`` runs twice: one item per put (``workers.forward_batch=1``) and 64 per
 put (``workers.local_threshold=63 workers.forward_batch=64``), which is why it must be batched;
-``mp_queue`` runs both ways too, as the local reference. One embedded Ray instance serves every Ray
+``mp_queue`` runs both ways too, as the local reference, and ``shm_ring`` batched as the fastest local design. One embedded Ray instance serves every Ray
 run (its start and stop are outside every measured window anyway, as in a single run).
 """
 
@@ -28,7 +28,9 @@ def cases(payload: list[str]) -> dict[str, list[str]]:
     return {
         "mp_queue": ["queue=mp_queue", *payload],
         "mp_queue x64": ["queue=mp_queue", *BATCHED, *payload],
+        "shm_ring x64": ["queue=shm_ring", *BATCHED, *payload],
         "ray_batches": ["backend=ray", "queue=ray_batches", *payload],
+        "ray_batches x64": ["backend=ray", "queue=ray_batches", *BATCHED, *payload],
         "ray_queue": ["backend=ray", "queue=ray_queue", *payload],
         "ray_queue x64": ["backend=ray", "queue=ray_queue", *BATCHED, *payload],
     }
