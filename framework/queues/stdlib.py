@@ -387,7 +387,19 @@ def _count(message: Any) -> int:
     return len(message) if type(message) is _Batch else 1
 
 
-class _RawMpQueue:
+class _RawQueueReceiver:
+    """``receive`` for channels whose consumer side is a queue with ``get(block, timeout)`` in ``self.q``."""
+
+    q: Any
+
+    def receive(self, timeout_s: float) -> int:
+        try:
+            return _count(self.q.get(True, timeout_s))
+        except queue.Empty:
+            return 0
+
+
+class _RawMpQueue(_RawQueueReceiver):
     def __init__(self, n_producers: int, ctx: Any) -> None:
         self.q = ctx.Queue()
 
@@ -399,12 +411,6 @@ class _RawMpQueue:
             while q._buffer is not None and len(q._buffer) > RAW_FEEDER_AHEAD_MESSAGES:
                 time.sleep(RAW_FEEDER_YIELD_S)
         return send
-
-    def receive(self, timeout_s: float) -> int:
-        try:
-            return _count(self.q.get(True, timeout_s))
-        except queue.Empty:
-            return 0
 
     def close(self) -> None:
         _close_mp_queue(self.q)
@@ -457,7 +463,7 @@ class _RawPipe:
             conn.close()
 
 
-class _RawManagerQueue:
+class _RawManagerQueue(_RawQueueReceiver):
     def __init__(self, n_producers: int, ctx: Any) -> None:
         from multiprocessing.managers import SyncManager
 
@@ -468,12 +474,6 @@ class _RawManagerQueue:
     def sender(self, index: int, item: Any, batch: int) -> Callable[[], None]:
         put, message = self.q.put, _message(item, batch)
         return lambda: put(message)
-
-    def receive(self, timeout_s: float) -> int:
-        try:
-            return _count(self.q.get(True, timeout_s))
-        except queue.Empty:
-            return 0
 
     def close(self) -> None:
         self.manager.shutdown()
