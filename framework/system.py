@@ -691,8 +691,17 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
     ctx = run_context(spec)
     # The framework keeps the bound itself (in items, for every design), so the design is unbounded.
     settings = QueueSettings(spec.queue.name, 0, spec.queue.buffer_bytes, message_bytes(spec))
-    design = design_class(spec.queue.name)(settings, spec.workers.count, ctx)
-    chief = getattr(ctx, "chief_class", _Chief)(spec, design, ctx, echo)
+    design = None
+    try:
+        design = design_class(spec.queue.name)(settings, spec.workers.count, ctx)
+        chief = getattr(ctx, "chief_class", _Chief)(spec, design, ctx, echo)
+    except BaseException:
+        # Before the main try below: release the design's segments and pipes, and the backend, here.
+        if design is not None:
+            design.close()
+        if hasattr(ctx, "close"):
+            ctx.close()
+        raise
     status, exit_code, consumer = "ok", 0, None
     t_end = 0
     chief.cpu0 = time.process_time()
