@@ -92,15 +92,11 @@ class ItemRecorder:
         total = int(lens.sum())
         starts = np.cumsum(lens) - lens
         seq0 = np.fromiter((c.seq0 for c, _, _ in pending), np.int64, len(pending))
-        if all(isinstance(c.values, np.ndarray) for c, _, _ in pending):
-            values = np.concatenate([c.values for c, _, _ in pending]).astype(np.float64, copy=False)
-        else:
-            values = np.fromiter((v for c, _, _ in pending for v in c.values), np.float64, total)
-        self._chunks.append({
+        self._chunks.append({  # add_chunks made values float64 and created_ns int64 arrays
             "worker": np.repeat(np.fromiter((c.worker for c, _, _ in pending), np.int32, len(pending)), lens),
             "seq": np.repeat(seq0 - starts, lens) + np.arange(total, dtype=np.int64),
-            "value": values,
-            "created_ns": np.concatenate([c.created_ns for c, _, _ in pending]).astype(np.int64, copy=False),
+            "value": np.concatenate([c.values for c, _, _ in pending]),
+            "created_ns": np.concatenate([c.created_ns for c, _, _ in pending]),
             "forwarded_ns": np.repeat(np.fromiter((c.forwarded_ns for c, _, _ in pending), np.int64,
                                                   len(pending)), lens),
             "consumed_ns": np.repeat(np.fromiter((t for _, t, _ in pending), np.int64, len(pending)), lens),

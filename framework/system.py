@@ -437,7 +437,7 @@ class _Chief:
             kind = type(message)
             if kind is tuple or kind is Chunk:
                 if room == 0:
-                    self.held = [m for m in batch[i:]]  # the rule asked for no more: keep them queued
+                    self.held = batch[i:]  # the rule asked for no more: keep them queued
                     break
                 if kind is tuple:
                     items.append(message)

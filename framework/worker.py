@@ -272,6 +272,10 @@ def _loop(spec: WorkerSpec, st: _State, local: Any, source: Any, transform: Any,
 def _chunk(wid: int, taken: list, stamp: int, transform: Any, scalar: bool) -> protocol.Chunk:
     """Several forwarded items as one columnar message (see protocol.Chunk)."""
     n = len(taken)
+    if taken[-1][0] - taken[0][0] != n - 1:
+        # A chunk names its items by their first seq; the FIFO local queue guarantees this.
+        raise RuntimeError(f"worker {wid}: a forward of {n} items is not consecutive "
+                           f"(seqs {taken[0][0]}..{taken[-1][0]}): a chunk cannot carry it")
     created = np.fromiter([c for _, c, _ in taken], np.int64, n)
     if scalar:
         values = np.fromiter([v for _, _, v in taken], np.float64, n)
