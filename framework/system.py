@@ -73,8 +73,8 @@ from framework.config import Config, item_bound, message_bytes
 from framework.payloads import item_nbytes, value_reader
 from framework.queues import QueueSettings, design_class
 from framework.protocol import Chunk
-from framework.record import DROPPED_NEWEST, DROPPED_OLDEST, LEFT_GLOBAL, LEFT_LOCAL, NO_STAMP, DepthRecorder, \
-    ItemRecorder
+from framework.record import DROPPED_NEWEST, DROPPED_OLDEST, LEFT_GLOBAL, LEFT_LOCAL, NO_STAMP, STATES, \
+    DepthRecorder, ItemRecorder
 from framework.worker import WorkerSpec, run_worker
 
 HOUSEKEEPING_S = 0.05
@@ -87,6 +87,8 @@ JOIN_TIMEOUT_S = 5.0
 """Grace given to a worker to exit after its end-of-stream, before SIGKILL."""
 STALL_S = 2.0
 """How long every worker may sit blocked in a put, with the chief not taking, before the run is a deadlock."""
+TELL_WRITING_ITEMS = 1_000_000
+"""From this many recorded items on, the chief says it is writing them (that takes seconds)."""
 FAULT_KINDS = (("kill_worker_after_s", "kill"), ("raise_after_s", "raise"), ("hang_after_s", "hang"))
 
 
@@ -763,6 +765,11 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
     produced = dict(enumerate(chief.produced()))
     forwarded = dict(enumerate(chief.forwarded()))
     blocked = {w: ns / 1e9 for w, ns in enumerate(chief.counter(protocol.BLOCKED_NS))}
+    recorded = sum(chief.items.count(state) for state in range(len(STATES)))
+    if recorded >= TELL_WRITING_ITEMS:
+        # A few seconds per million rows follow (tables, figures, parquet): say so, so that a
+        # run stopped with Ctrl-C does not look hung.
+        echo(f"[chief] stopped; writing the records of {recorded:,} items...")
     return RawRun(items=chief.items.frame(), depth=chief.depth.frame(chief.t0), t0_ns=chief.t0, t_end_ns=t_end,
                   status=status, produced=produced, forwarded=forwarded, processes=chief.process_rows(t_end),
                   errors=chief.errors, warnings=chief.warnings, rounds=chief.rounds, exit_code=exit_code, failures=chief.failures,
