@@ -105,7 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 # --------------------------------------------------------------------------------------------- the grid
 def available_designs(wanted: str) -> tuple[list[str], dict[str, str]]:
-    from framework.queues import availability
+    from framework.queues.catalog import availability
 
     status = {n: s for n, s in availability().items() if not n.startswith("ray")}
     names = [n for n in wanted.split(",") if n] if wanted else sorted(status)
@@ -119,13 +119,13 @@ def available_designs(wanted: str) -> tuple[list[str], dict[str, str]]:
 
 
 def available_payloads(wanted: str) -> list[str]:
-    from framework.config import CONF_DIR
+    from framework.config.hydra import conf_dir
 
     names = [n for n in wanted.split(",") if n] if wanted else list(PAYLOADS)
     unknown = [n for n in names if n not in PAYLOADS]
     if unknown:
         raise SystemExit(f"bench: unknown payload(s) {unknown}; known: {', '.join(PAYLOADS)}")
-    if "rollout" in names and not (CONF_DIR / "payload" / "rollout.yaml").exists():
+    if "rollout" in names and not (conf_dir() / "payload" / "rollout.yaml").exists():
         if wanted:
             print("bench: payload rollout skipped: conf/payload/rollout.yaml does not exist in this checkout")
         names.remove("rollout")
@@ -133,8 +133,9 @@ def available_payloads(wanted: str) -> list[str]:
 
 
 def item_bytes(payload: str) -> int:
-    from framework.config import compose, to_spec
-    from framework.payloads import item_nbytes
+    from framework.config.hydra import compose
+    from framework.config.validate import to_spec
+    from framework.payloads.base import item_nbytes
 
     return item_nbytes(to_spec(compose([*PAYLOADS[payload], "transform=none"])).payload)
 
@@ -145,8 +146,8 @@ def batch_for(nbytes: int) -> int:
 
 def sample_item(spec: Any) -> Any:
     """The tuple a worker puts, (worker, seq, created_ns, forwarded_ns, value), with a value from the payload."""
-    from framework.payloads import make_source
-    from framework.worker import worker_stream
+    from framework.payloads.base import make_source
+    from framework.payloads.seeding import worker_stream
 
     source = make_source(spec.payload, worker_stream(0, 0))
     try:
@@ -181,7 +182,7 @@ def memcpy_gb_per_s(nbytes: int) -> float:
 def single_env_reference(spec: Any, duration_s: float) -> float | None:
     """Transitions/s of one env alone in this process, from the rollout payload's own helper."""
     try:
-        from framework import rollout
+        from framework.payloads import rollout
     except ImportError:
         return None
     kwargs = {"duration_s": duration_s}
@@ -197,8 +198,8 @@ def _quiet(line: str) -> None:
 
 
 def run_one(spec: Any, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    from framework.runner import execute
-    from framework.sweep import write_failed_summary
+    from framework.engine.runner import execute
+    from framework.sweep.job import write_failed_summary
 
     try:
         return execute(spec, run_dir, overrides, echo=_quiet).summary
@@ -209,7 +210,8 @@ def run_one(spec: Any, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 def _write_job(job_dir: Path, job: int, overrides: list[str], status: str, repeats: int) -> None:
-    from framework.sweep import JOB_FILE, _write_json
+    from framework.layout import JOB_FILE
+    from framework.sweep.job import _write_json
 
     _write_json(job_dir / JOB_FILE, {"job": job, "overrides": overrides, "launcher": "bench", "concurrent_jobs": 1,
                                      "status": status, "repeats": repeats})
@@ -246,9 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.chdir(ROOT)  # relative outputs/ and conf/ as for the chiefbench command
     from framework import hygiene
-    from framework.config import compose, to_spec
+    from framework.config.hydra import compose
+    from framework.config.validate import to_spec
     from framework.metadata import machine_metadata
-    from framework.queues import design_class
+    from framework.queues.catalog import design_named
 
     designs, unavailable = available_designs(args.designs)
     payloads = available_payloads(args.payloads)
@@ -313,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             summary = run_one(specs[j], out / str(j) / f"repeat-{k}", job["overrides"])
             job["summaries"].append(summary)
-            raw_fn = design_class(job["design"]).raw_throughput
+            raw_fn = design_named(job["design"]).raw_throughput
             raw = math.nan
             if raw_fn is not None:
                 try:
@@ -366,14 +369,14 @@ def main(argv: list[str] | None = None) -> int:
                                                     "targets": targets})
     collected = None
     try:
-        from framework.sweep import collect
+        from framework.results.collect import collect
 
         collected = collect(out)
     except Exception:  # noqa: BLE001 - the bench's own tables are written already
         print(f"bench: collecting the sweep failed:\n{traceback.format_exc()}", file=sys.stderr)
     if collected is not None and not args.no_report:
         try:
-            from framework.report import report
+            from framework.results.report import report
 
             print(f"report        {report(out, collected=collected)}")
         except ImportError as exc:
@@ -428,7 +431,8 @@ def throughput_table(jobs: list[dict], specs: dict, sizes: dict, memcpy: dict) -
 
 def latency_table(designs: list[str], args: argparse.Namespace, out: Path) -> pd.DataFrame:
     """2 workers at 1,000 items/s in all, the chief reacting at once: e2e p50/p99 and CPU % of a core."""
-    from framework.config import compose, to_spec
+    from framework.config.hydra import compose
+    from framework.config.validate import to_spec
 
     warmup = min(0.25, args.latency_duration / 4)
     runs: dict[str, list[dict]] = {d: [] for d in designs}

@@ -9,7 +9,7 @@ import sys
 import tempfile
 
 import framework
-from framework.queues import availability
+from framework.queues.catalog import availability
 
 FAULTS = {"kill": "faults.kill_worker_after_s", "raise": "faults.raise_after_s", "hang": "faults.hang_after_s"}
 BASE = ["workers.interval_s=0.004", "chief.interval_s=0.01", "chief.take_batch=0", "run.duration_s=1.6",

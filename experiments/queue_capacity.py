@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 import framework
-from framework.queues import availability, designs
+from framework.queues.catalog import availability, designs
 
 
 def measure(cases: dict[str, list[str]], repeats: int, duration: float, out: Path,

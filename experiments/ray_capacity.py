@@ -18,7 +18,8 @@ from pathlib import Path
 
 from queue_capacity import measure
 
-from framework.config import compose, to_spec
+from framework.config.hydra import compose
+from framework.config.validate import to_spec
 
 BATCHED = ["workers.local_threshold=63", "workers.forward_batch=64"]
 PAYLOADS = {"small": [], "64KiB": ["payload=array", "payload.shape=[8192]"]}  # 8 B randint; 8192 float64 = 64 KiB
@@ -37,7 +38,7 @@ def cases(payload: list[str]) -> dict[str, list[str]]:
 
 
 def main() -> None:
-    from framework.backends.ray_backend import _RaySession
+    from framework.engine.backends.ray_backend import _RaySession
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)

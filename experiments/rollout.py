@@ -20,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 import framework
-from framework.config import ConfigError
-from framework.rollout import async_vector_env_steps_per_s, single_env_steps_per_s
+from framework.config.validate import to_spec
+from framework.errors import ConfigError
+from framework.payloads.rollout import async_vector_env_steps_per_s, single_env_steps_per_s
 
 SINGLE, VECTOR = "single env", "AsyncVectorEnv"
 
@@ -37,7 +38,7 @@ def main() -> None:
     base = ["+experiment=rollout", f"run.duration_s={args.duration}", "run.repeats=1", "run.progress=false",
             *args.overrides]
     try:
-        spec = framework.config.to_spec(framework.compose(base))
+        spec = to_spec(framework.compose(base))
     except ConfigError as exc:
         raise SystemExit(str(exc)) from None
     p = spec.payload

@@ -7,7 +7,7 @@
 import sys
 
 import framework
-from framework.cli import format_summary
+from framework.results.text import format_summary
 
 if __name__ == "__main__":  # spawn re-imports this module in every worker
     result = framework.run(sys.argv[1:])

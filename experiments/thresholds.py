@@ -10,7 +10,7 @@ per-configuration table (median, 95 % CI) and report.html.
 
 import sys
 
-from framework.cli import main
+from framework.cli.main import main
 
 if __name__ == "__main__":  # spawn re-imports this module in every worker
     sys.argv = [sys.argv[0], "-m", "+experiment=thresholds", *sys.argv[1:]]

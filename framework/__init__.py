@@ -9,33 +9,41 @@ The public API is small; everything else is internal::
     framework.collect("outputs/sweeps/...")            # one table per sweep (sweep_results.parquet)
     framework.compare("outputs/sweeps/A", "outputs/sweeps/B")   # ratio of medians, Mann-Whitney p
     framework.report("outputs/sweeps/...")             # report.html + PNG figures (extra: report)
+
+Every name is imported on first use (PEP 562), so that a worker process, which imports this
+package, pays only for what it runs: no pandas, no Hydra.
 """
 
-from framework.config import ConfigError, compose
-from framework.results import ResultsWriteError, RunResult, load_run
-from framework.runner import run
+from __future__ import annotations
 
+import importlib
+from typing import Any
 
-def collect(directory, write=True):  # noqa: ANN001, ANN201
-    """``framework.sweep.collect``: one table of every job of a sweep directory (imported on first use, so that
-    worker processes, which import this package, do not pay for Hydra's callback machinery)."""
-    from framework.sweep import collect as _collect
-
-    return _collect(directory, write=write)
-
-
-def compare(a, b, **kwargs):  # noqa: ANN001, ANN003, ANN201
-    """``framework.stats.compare``: per configuration in both, medians, ratio B/A, Mann-Whitney p (needs scipy)."""
-    from framework.stats import compare as _compare
-
-    return _compare(a, b, **kwargs)
-
-
-# framework.report is the report package, and calling it writes a report (it is a callable module,
-# because importing a subpackage would otherwise replace a function of the same name).
-from framework import report  # noqa: E402
-
-
-__all__ = ["ConfigError", "ResultsWriteError", "RunResult", "collect", "compare", "compose", "load_run", "report",
-           "run"]
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "run": "framework.engine.runner",
+    "compose": "framework.config.hydra",
+    "load_run": "framework.results.io",
+    "RunResult": "framework.results.io",
+    "collect": "framework.results.collect",
+    "compare": "framework.results.stats",
+    "report": "framework.results.report",
+    "ConfigError": "framework.errors",
+    "ResultsWriteError": "framework.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'framework' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup does not come back here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from framework.metrics import accounting, accounting_errors
+from framework.results.metrics import accounting, accounting_errors
 
 
 def items(rows):
@@ -43,10 +43,11 @@ def test_seq_beyond_produced_is_unexpected():
 
 
 def test_a_run_that_lost_an_item_is_failed_and_says_which():
-    from framework.config import compose, to_spec
-    from framework.record import ItemRecorder
-    from framework.runner import summarize
-    from framework.system import RawRun
+    from framework.config.hydra import compose
+    from framework.config.validate import to_spec
+    from framework.engine.record import ItemRecorder
+    from framework.engine.runner import summarize
+    from framework.engine.chief import RawRun
 
     spec = to_spec(compose(["run.items=3"]))
     recorder = ItemRecorder()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from framework.queues import designs
+from framework.queues.catalog import designs
 
 pytestmark = pytest.mark.timeout(90)
 

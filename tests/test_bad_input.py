@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 
 import framework
 from conftest import FAST
-from framework.config import ConfigError, compose, to_spec
-from framework.results import ResultsWriteError
+from framework.config.hydra import compose
+from framework.config.validate import to_spec
+from framework.errors import ConfigError
+from framework.errors import ResultsWriteError
 
 KEYS = [
     "workers.count", "workers.interval_s", "workers.local_threshold", "workers.forward_batch",

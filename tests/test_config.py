@@ -6,7 +6,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from framework.config import CONF_DIR, ConfigError, compose, to_spec
+from framework.config.hydra import compose, conf_dir
+from framework.config.validate import to_spec
+from framework.errors import ConfigError
 
 
 def test_default_config_is_the_original_program():
@@ -23,7 +25,7 @@ def test_default_config_is_the_original_program():
 
 @pytest.mark.parametrize("group", ["queue", "payload", "transform", "backend"])
 def test_every_group_option_composes(group):
-    options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    options = sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
     assert options
     for option in options:
         pairing = ["backend=ray"] if group == "queue" and option.startswith("ray_") else []  # tests/test_ray.py

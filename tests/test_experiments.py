@@ -9,10 +9,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from framework.config import CONF_DIR, register_configs, to_spec
-from framework.sweep import grid_points
+from framework.config.hydra import conf_dir, register_configs
+from framework.config.validate import to_spec
+from framework.sweep.grid import grid_points
 
-PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+PRESETS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -20,7 +21,7 @@ def compose_with_hydra(overrides):
     register_configs()
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
 
 
@@ -33,7 +34,7 @@ def test_preset_composes_and_validates(name):
     cfg = compose_with_hydra([f"+experiment={name}"])
     spec = to_spec(cfg)
     assert spec.run.repeats >= 1
-    lines = (CONF_DIR / "experiment" / f"{name}.yaml").read_text().splitlines()
+    lines = (conf_dir() / "experiment" / f"{name}.yaml").read_text().splitlines()
     assert lines[0] == "# @package _global_"
     assert lines[1].startswith("# chiefbench ") and f"+experiment={name}" in lines[1]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from framework.queues import designs
-from framework.worker import worker_stream
+from framework.queues.catalog import designs
+from framework.payloads.seeding import worker_stream
 
 pytestmark = pytest.mark.timeout(90)
 

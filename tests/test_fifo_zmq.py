@@ -22,8 +22,13 @@ import pytest
 
 from conftest import FAST
 
-from framework.config import ConfigError, compose, to_spec
-from framework.queues import DesignUnavailableError, QueueSettings, availability, design_class
+from framework.config.hydra import compose
+from framework.config.validate import to_spec
+from framework.errors import ConfigError
+from framework.errors import DesignUnavailableError
+from framework.queues.base import QueueSettings
+from framework.queues.catalog import design_named
+from framework.queues.catalog import availability
 
 GET_TIMEOUT_S = 10.0
 TAIL_ITEMS = 10_000
@@ -32,7 +37,7 @@ TAIL_ITEMS = 10_000
 
 def _design(name: str, n_producers: int = 1, **settings):
     try:
-        cls = design_class(name)
+        cls = design_named(name)
     except DesignUnavailableError as exc:
         pytest.skip(str(exc))
     return cls(QueueSettings(name, **settings), n_producers, multiprocessing.get_context("fork"))
@@ -195,8 +200,9 @@ def test_zmq_socket_directory_is_private_and_removed():
 
 _CRASHING_CHIEF = """
 import multiprocessing, os, signal, sys
-from framework.queues import QueueSettings, design_class
-design = design_class("zmq")(QueueSettings("zmq"), 1, multiprocessing.get_context("fork"))
+from framework.queues.base import QueueSettings
+from framework.queues.catalog import design_named
+design = design_named("zmq")(QueueSettings("zmq"), 1, multiprocessing.get_context("fork"))
 print(design.directory, flush=True)
 sys.stdin.readline()  # wait until the test has looked
 os.kill(os.getpid(), signal.SIGKILL)  # no close(), no atexit: a crash
@@ -246,7 +252,7 @@ def test_missing_extra_is_reported_with_its_install_command(monkeypatch, name, m
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda m, *a: None if m == module else real(m, *a))
     with pytest.raises(DesignUnavailableError) as info:
-        design_class(name)
+        design_named(name)
     assert f"pip install 'chiefbench[{extra}]'" in str(info.value)
     assert f"pip install 'chiefbench[{extra}]'" in availability()[name]
     with pytest.raises(ConfigError) as config_error:
@@ -258,7 +264,7 @@ def test_missing_extra_is_reported_with_its_install_command(monkeypatch, name, m
 @pytest.mark.parametrize("name", ["pipe", "faster_fifo", "zmq", "shm_ring"])
 def test_raw_primitive_moves_items(name):
     try:
-        cls = design_class(name)
+        cls = design_named(name)
     except DesignUnavailableError as exc:
         pytest.skip(str(exc))
     item = (0, 1, 2, 3, np.full(1024, 2, np.uint8))

@@ -1,6 +1,6 @@
 """One contract every registered queue design must honour.
 
-Parametrised over ``REGISTRY`` so a newly registered design is tested without
+Parametrised over ``builtin_designs()`` so a newly registered design is tested without
 touching this file; a design whose optional extra is missing is skipped.
 """
 
@@ -14,15 +14,11 @@ import numpy as np
 import psutil
 import pytest
 
-from framework.queues import (
-    REGISTRY,
-    DesignUnavailableError,
-    QueueSettings,
-    UnknownDesignError,
-    availability,
-    designs,
-    design_class,
-)
+from framework.errors import DesignUnavailableError, UnknownDesignError
+from framework.queues.base import QueueSettings
+from framework.queues.catalog import design_named
+from framework.config.hydra import builtin_designs
+from framework.queues.catalog import availability, designs
 
 STDLIB_DESIGNS = ("manager_queue", "mp_queue", "pipe", "simple_queue")
 N_WORKERS = 3
@@ -34,7 +30,7 @@ GET_TIMEOUT = 10.0
 
 def _class_or_skip(name: str):
     try:
-        return design_class(name)
+        return design_named(name)
     except DesignUnavailableError as exc:
         pytest.skip(str(exc))
 
@@ -243,13 +239,13 @@ def test_close_is_idempotent_and_leaves_no_process(make_design):
 
 def test_unknown_design_lists_known_names():
     with pytest.raises(UnknownDesignError) as info:
-        design_class("nope")
-    for name in REGISTRY:
+        design_named("nope")
+    for name in builtin_designs():
         assert name in str(info.value)
 
 
 def test_stdlib_designs_are_available():
     status = availability()
-    assert set(status) == set(REGISTRY)
+    assert set(status) == set(builtin_designs())
     for name in STDLIB_DESIGNS:
         assert status[name] == "available"

@@ -24,7 +24,9 @@ import pytest
 
 from conftest import FAST, project_children, temp_entries
 from framework import hygiene
-from framework.config import ConfigError, compose, to_spec
+from framework.config.hydra import compose
+from framework.config.validate import to_spec
+from framework.errors import ConfigError
 
 ray = pytest.importorskip("ray", reason="the Ray backend's tests need the ray extra: pip install 'chiefbench[ray]'")
 
@@ -63,7 +65,7 @@ def worker_actors() -> list[psutil.Process]:
 @pytest.fixture(scope="module")
 def shared_ray():
     """One embedded Ray instance (2 CPUs) for the module, started and stopped as chiefbench does."""
-    from framework.backends.ray_backend import _RaySession
+    from framework.engine.backends.ray_backend import _RaySession
 
     spec = to_spec(compose(["backend=ray", "backend.cluster_cpus=2"]))
     session = _RaySession(spec)
@@ -152,11 +154,11 @@ def test_submitit_preset_composes_into_slurm_parameters():
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from framework.config import CONF_DIR, register_configs
+    from framework.config.hydra import conf_dir, register_configs
 
     register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = hydra_compose("config", overrides=["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
                                                  "workers.count=3"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
@@ -176,7 +178,7 @@ def test_submitit_preset_generates_the_sbatch_parameters(tmp_path, monkeypatch):
     from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
-    from framework.config import CONF_DIR, register_configs
+    from framework.config.hydra import conf_dir, register_configs
 
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -185,7 +187,7 @@ def test_submitit_preset_generates_the_sbatch_parameters(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
     register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = hydra_compose("config", overrides=["hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug",
                                                  f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.job.name=chiefbench"],
                             return_hydra_config=True)
@@ -224,11 +226,11 @@ def test_ray_launcher_preset_works_locally_and_when_attaching():
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from framework.config import CONF_DIR, register_configs
+    from framework.config.hydra import conf_dir, register_configs
 
     register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = hydra_compose("config", overrides=["hydra/launcher=ray", "hydra.launcher.ray.init.address=auto"],
                             return_hydra_config=True)
     ray_cfg = OmegaConf.to_container(cfg.hydra.launcher.ray, resolve=True)
@@ -239,8 +241,8 @@ def test_ray_launcher_preset_works_locally_and_when_attaching():
 
 
 def test_stamps_of_an_actor_on_another_node_are_translated_into_the_drivers_clock():
-    from framework import protocol
-    from framework.backends.ray_backend import _shift
+    from framework.engine import protocol
+    from framework.engine.backends.ray_backend import _shift
 
     off = 1_000  # the actor's clock runs 1 us ahead of the driver's
     eos = protocol.EndOfStream(0, 0, 3, 2, [(2, 5_300)], 0.0, 1.0, 1.0, 42)

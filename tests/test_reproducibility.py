@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import FAST
-from framework.worker import worker_stream
+from framework.payloads.seeding import worker_stream
 
 pytestmark = pytest.mark.timeout(120)
 

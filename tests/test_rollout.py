@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 
 from conftest import FAST
-from framework.config import ConfigError, compose, to_spec
-from framework.payloads import item_nbytes, item_units, make_source
-from framework.worker import worker_stream
+from framework.config.hydra import compose
+from framework.config.validate import to_spec
+from framework.errors import ConfigError
+from framework.payloads.base import item_nbytes, item_units, make_source
+from framework.payloads.seeding import worker_stream
 
 pytest.importorskip("gymnasium")
 
-from framework.rollout import Fragment, fragment_value  # noqa: E402
+from framework.payloads.rollout import Fragment, fragment_value  # noqa: E402
 
 RESET_BOUND = 0.05
 """CartPole's reset draws every state variable uniformly from [-0.05, 0.05]."""
@@ -88,8 +90,8 @@ def test_rollout_run_balances_books_and_counts_transitions(run_in):
     assert len(consumed) and np.allclose(consumed["value"], 16 * 1.1, atol=1e-4)  # CartPole: reward 1, +0.1 each
     assert s["item_bytes"] == 16 * (4 * 4 + 8 + 4 + 2)
     # The run's printout, and the sweep table's columns (figures, not swept keys).
-    from framework.cli import format_summary
-    from framework.sweep import _flatten, _is_figure
+    from framework.results.text import format_summary
+    from framework.results.collect import _flatten, _is_figure
 
     assert "transitions/s" in format_summary(s)
     row = _flatten(s)
@@ -156,7 +158,7 @@ def test_work_us_costs_worker_cpu(run_in):
 
 @pytest.mark.timeout(60)
 def test_async_vector_env_reference_closes_its_children():
-    from framework.rollout import async_vector_env_steps_per_s, single_env_steps_per_s
+    from framework.payloads.rollout import async_vector_env_steps_per_s, single_env_steps_per_s
 
     assert single_env_steps_per_s("CartPole-v1", 0.05, 0, 16) > 0
     assert async_vector_env_steps_per_s("CartPole-v1", 2, 0.1, 0) > 0  # conftest: no child process left

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from framework.queues import QueueSettings
-from framework.queues.shm_ring import MessageTooLarge, ShmRingDesign
+from framework.queues.base import QueueSettings
+from framework.queues.shm_ring import MessageTooLargeError, ShmRingDesign
 
 RING_BYTES = 8192
 """Small, so that a few dozen items wrap the ring and fill it."""
@@ -97,7 +97,7 @@ def test_any_interleaving_keeps_order_content_and_count(ops):
 def test_a_record_over_half_the_ring_is_refused_with_the_fix():
     design = _design()
     try:
-        with pytest.raises(MessageTooLarge, match="queue.buffer_bytes"):
+        with pytest.raises(MessageTooLargeError, match="queue.buffer_bytes"):
             design.producer(0).put(np.zeros(RING_BYTES // 2, np.uint8))
     finally:
         design.close()

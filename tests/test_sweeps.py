@@ -17,8 +17,11 @@ import pytest
 
 import framework
 from framework import hygiene
-from framework.stats import ComparisonError, aggregate, compare, format_compare, median_ci
-from framework.sweep import collect, progress_line
+from framework.errors import ComparisonError
+from framework.results.compare import compare, format_compare
+from framework.results.stats import aggregate, median_ci
+from framework.results.collect import collect
+from framework.results.text import progress_line
 
 BIN = Path(sys.executable).parent
 CHIEFBENCH = str(BIN / "chiefbench")

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from conftest import FAST
-from framework.queues import designs
-from framework.results import load_run
+from framework.queues.catalog import designs
+from framework.results.io import load_run
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,31 +1,5 @@
-"""Queue designs behind one interface; see ``framework.queues.base``."""
+"""Queue designs behind one interface (``framework.queues.base``), one module per design.
 
-from framework.queues.base import (
-    REGISTRY,
-    ConsumerEnd,
-    DesignUnavailableError,
-    Empty,
-    Full,
-    ProducerEnd,
-    QueueDesign,
-    QueueSettings,
-    UnknownDesignError,
-    availability,
-    design_class,
-    designs,
-)
-
-__all__ = [
-    "REGISTRY",
-    "ConsumerEnd",
-    "DesignUnavailableError",
-    "Empty",
-    "Full",
-    "ProducerEnd",
-    "QueueDesign",
-    "QueueSettings",
-    "UnknownDesignError",
-    "availability",
-    "design_class",
-    "designs",
-]
+The built-in designs are the ``_target_`` of each ``conf/queue/<name>.yaml``; a design of your own
+joins with ``queue._target_=my_pkg.MyDesign``.
+"""

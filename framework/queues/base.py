@@ -35,6 +35,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from framework.errors import DesignUnavailableError, UnknownDesignError
+from framework.plugins import locate
+
 Full = queue.Full
 Empty = queue.Empty
 
@@ -57,6 +60,18 @@ class QueueSettings:
     """The largest message the run expects (items x payload bytes per forward), for sizing buffers."""
 
 
+@dataclass(frozen=True)
+class Sizes:
+    """What a design's ``check`` may need to know of a run, computed once by the config checks."""
+
+    item_bytes: int
+    """Payload bytes of one item."""
+    message_bytes: int
+    """The largest message a worker sends (workers.forward_batch items, with framing)."""
+    bound_items: int | None
+    """The global queue's bound in items (queue.maxsize / queue.max_bytes); None = unbounded."""
+
+
 class ProducerEnd(ABC):
     """The worker's end of a design: puts items."""
 
@@ -75,6 +90,10 @@ class ProducerEnd(ABC):
 
 class ConsumerEnd(ABC):
     """The chief's end of a design: gets items, oldest first per producer."""
+
+    lend_views: bool = False
+    """The chief sets this True when it reduces every payload before its next ``release``: a design may then
+    return views into its own buffer instead of copies (shm_ring does). Designs that always copy ignore it."""
 
     @abstractmethod
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
@@ -108,7 +127,10 @@ class ConsumerEnd(ABC):
 class QueueDesign(ABC):
     """Owns the OS resources of one design for one run; see the module docstring."""
 
-    name: ClassVar[str]
+    name: ClassVar[str | None] = None
+    """Its label in results (``queue.name``); None = ``module.Class``."""
+    backend: ClassVar[str] = "local"
+    """The backend whose workers it connects: ``local`` processes or ``ray`` actors."""
     requires: ClassVar[tuple[str, ...]] = ()
     """Modules that must import for the design to be available (optional extras)."""
     install_hint: ClassVar[str | None] = None
@@ -119,6 +141,11 @@ class QueueDesign(ABC):
     """The raw-primitive reference: a staticmethod ``(item, n_producers, duration_s, batch) -> items/s`` that
     drives the bare primitive from ``n_producers`` forked processes with no chiefbench code in the loop
     (see ``framework.queues.rawloop``); None where a design has none."""
+
+    @classmethod
+    def check(cls, spec: Any, sizes: Sizes) -> None:
+        """Raise ``framework.errors.ConfigError`` for a config this design cannot run (its own rules, e.g. a
+        buffer too small for one message); called before anything starts. The default accepts everything."""
 
     def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
         self.settings = settings
@@ -147,64 +174,20 @@ class QueueDesign(ABC):
         """Release every OS resource; idempotent."""
 
 
-# name -> "module:Class". Modules are imported only when a design is used, so an
-# optional extra that is not installed costs nothing until somebody asks for it.
-REGISTRY: dict[str, str] = {
-    "mp_queue": "framework.queues.stdlib:MpQueueDesign",
-    "simple_queue": "framework.queues.stdlib:SimpleQueueDesign",
-    "pipe": "framework.queues.stdlib:PipeDesign",
-    "manager_queue": "framework.queues.stdlib:ManagerQueueDesign",
-    "shm_ring": "framework.queues.shm_ring:ShmRingDesign",
-    "faster_fifo": "framework.queues.faster_fifo_design:FasterFifoDesign",
-    "zmq": "framework.queues.zmq_design:ZmqDesign",
-    "ray_batches": "framework.queues.ray_designs:RayBatchesDesign",
-    "ray_queue": "framework.queues.ray_designs:RayQueueDesign",
-}
-
-DESIGN_BACKEND: dict[str, str] = {"ray_batches": "ray", "ray_queue": "ray"}
-"""The backend a design runs on, where it is not ``local`` (Ray designs move items between Ray actors)."""
-
-
-def designs(backend: str = "local") -> list[str]:
-    """The registered designs that run on ``backend``, sorted."""
-    return sorted(name for name in REGISTRY if DESIGN_BACKEND.get(name, "local") == backend)
-
-
-class UnknownDesignError(ValueError):
-    """A queue name that is not registered."""
-
-
-class DesignUnavailableError(ImportError):
-    """A registered design whose optional extra is not installed."""
-
-
-def design_class(name: str) -> type[QueueDesign]:
-    """Import and return the class registered as ``name``."""
+def design_class(target: str) -> type[QueueDesign]:
+    """Import and return the design class ``target`` names (``module.Class``), checking its extras."""
     try:
-        target = REGISTRY[name]
-    except KeyError:
-        raise UnknownDesignError(
-            f"queue={name!r} is not a known queue design. Known designs: "
-            f"{', '.join(sorted(REGISTRY))}. Fix: pick one of them, e.g. `queue=mp_queue`."
-        ) from None
-    module_name, class_name = target.split(":")
-    cls: type[QueueDesign] = getattr(importlib.import_module(module_name), class_name)
+        cls = locate(target)
+    except ImportError as exc:
+        raise UnknownDesignError(f"{target!r} names no importable design: {exc}. Fix: pick a design, e.g. "
+                                 f"`queue=mp_queue` (see `chiefbench --designs`), or make {target!r} importable.")
+    if not (isinstance(cls, type) and issubclass(cls, QueueDesign)):
+        raise UnknownDesignError(f"{target!r} is not a QueueDesign subclass (framework.queues.base). Fix: point "
+                                 f"queue._target_ at a class implementing that interface.")
     missing = [m for m in cls.requires if importlib.util.find_spec(m) is None]
     if missing:
         raise DesignUnavailableError(
-            f"queue={name!r} needs {', '.join(missing)}, which is not installed. "
+            f"queue={cls.name or target} needs {', '.join(missing)}, which is not installed. "
             f"Fix: `{cls.install_hint or 'pip install ' + ' '.join(missing)}`, or pick another design."
         )
     return cls
-
-
-def availability() -> dict[str, str]:
-    """Each registered design -> "available" or the reason it is not (with the fix)."""
-    status = {}
-    for name in sorted(REGISTRY):
-        try:
-            design_class(name)
-            status[name] = "available"
-        except DesignUnavailableError as exc:
-            status[name] = str(exc)
-    return status

@@ -30,7 +30,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from framework.queues.base import DEFAULT_BUFFER_BYTES, ConsumerEnd, ProducerEnd, QueueDesign, QueueSettings
+from framework.config.rules import require
+from framework.queues.base import DEFAULT_BUFFER_BYTES, ConsumerEnd, ProducerEnd, QueueDesign, QueueSettings, Sizes
+
+PICKLE_MARGIN_BYTES = 512
+"""Room for an item's pickle beyond its payload bytes, in the buffer check."""
+from framework.errors import MessageTooLargeError
+from framework.queues import rawloop
+from framework.queues.rawloop import copies
 
 MESSAGE_HEADER_BYTES = 8
 """faster-fifo stores each message's length in front of it (measured: 992 bytes fit a 1,000-byte buffer)."""
@@ -39,10 +46,6 @@ WAIT_SLICE_S = 1.0
 UNBOUNDED_MESSAGES = 1 << 62
 """faster-fifo's ``maxsize`` when ``QueueSettings.maxsize`` is 0 (unbounded in messages; the bytes still bound it)."""
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
-
-
-class MessageTooLargeError(ValueError):
-    """One pickled item does not fit in faster-fifo's byte buffer, so no wait could ever make it fit."""
 
 
 def _as_is(blob: bytes) -> bytes:
@@ -155,6 +158,18 @@ class FasterFifoDesign(QueueDesign):
     install_hint = "pip install 'chiefbench[fifo]'"
     supports_maxsize = True
 
+    @classmethod
+    def check(cls, spec: Any, sizes: Sizes) -> None:
+        # An item that cannot fit in the circular buffer would wait for ever; say so before starting.
+        # The margin covers the item's pickle (tuple, stamps, array header); a worker checks the exact size.
+        q, nbytes = spec.queue, sizes.item_bytes
+        require(q.buffer_bytes is None or nbytes + PICKLE_MARGIN_BYTES <= q.buffer_bytes, "queue.buffer_bytes",
+                q.buffer_bytes, f"one item of this payload is {nbytes:,} bytes (about {nbytes + PICKLE_MARGIN_BYTES:,} "
+                f"pickled), more than faster_fifo's whole circular buffer, so it could never be put",
+                f"raise `queue.buffer_bytes` to a few times the item size, e.g. "
+                f"`queue.buffer_bytes={max(1 << 20, -(-4 * (nbytes + PICKLE_MARGIN_BYTES) // (1 << 20)) << 20)}`, "
+                f"or shrink payload.shape")
+
     def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
         super().__init__(settings, n_producers, mp_context)
         import faster_fifo
@@ -183,8 +198,6 @@ class FasterFifoDesign(QueueDesign):
     @staticmethod
     def raw_throughput(item: Any, n_producers: int, duration_s: float, batch: int) -> float:
         """Items/s that a bare faster-fifo Queue moves (put_many / get_many), no chiefbench code in the loop."""
-        from framework.queues import rawloop
-
         return rawloop.measure(_RawFifo, item, n_producers, duration_s, batch)
 
 
@@ -197,8 +210,6 @@ class _RawFifo:
         self.q = faster_fifo.Queue(max_size_bytes=RAW_BUFFER_BYTES)
 
     def sender(self, index: int, item: Any, batch: int) -> Any:
-        from framework.queues.rawloop import copies
-
         q, items = self.q, copies(item, batch)
 
         def send() -> None:

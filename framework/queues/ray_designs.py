@@ -18,7 +18,7 @@
 
 Both designs run only under ``backend=ray``: the producer ends are bound to their actor
 (``bind``) inside the actor, and the chief's end is the pump's buffer
-(``framework.backends.ray_backend``). Every queue entry and poll reply carries the actor's
+(``framework.engine.backends.ray_backend``). Every queue entry and poll reply carries the actor's
 counters, so the driver never sees an item before it sees it counted.
 """
 
@@ -132,6 +132,7 @@ class BufferConsumer(ConsumerEnd):
 class _RayDesign(QueueDesign):
     """Shared by both Ray designs: the chief's end is the pump's buffer of the run's RayContext."""
 
+    backend = "ray"
     requires = ("ray",)
     install_hint = INSTALL_HINT
 

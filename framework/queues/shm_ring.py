@@ -48,7 +48,11 @@ from typing import Any
 
 import numpy as np
 
-from framework.queues.base import ConsumerEnd, ProducerEnd, QueueDesign, QueueSettings
+from framework.config.rules import require
+from framework.queues.base import ConsumerEnd, ProducerEnd, QueueDesign, QueueSettings, Sizes
+from framework.errors import MessageTooLargeError
+from framework.queues import rawloop
+from framework.queues.rawloop import copies
 
 CACHE_LINE_BYTES = 64
 HEADER_BYTES = 2 * CACHE_LINE_BYTES
@@ -83,12 +87,8 @@ def ring_bytes_for(settings: QueueSettings) -> int:
     return _align(min(MAX_AUTO_RING_BYTES, max(DEFAULT_RING_BYTES, 8 * message)))
 
 
-class MessageTooLarge(ValueError):
-    """A record larger than half a ring: it could never be written."""
-
-
-def _too_large(size: int, capacity: int) -> MessageTooLarge:
-    return MessageTooLarge(
+def _too_large(size: int, capacity: int) -> MessageTooLargeError:
+    return MessageTooLargeError(
         f"queue.buffer_bytes={capacity}: a message of {size} bytes does not fit in the shm_ring ring of one "
         f"worker (a message may use at most half the ring, {capacity // 2} bytes, so that it always fits once "
         f"the ring is empty). A message is one item, or workers.forward_batch items sent together. Fix: set "
@@ -342,6 +342,15 @@ class ShmRingDesign(QueueDesign):
 
     name = "shm_ring"
 
+    @classmethod
+    def check(cls, spec: Any, sizes: Sizes) -> None:
+        q, w = spec.queue, spec.workers
+        require(q.buffer_bytes is None or 2 * sizes.message_bytes <= q.buffer_bytes, "queue.buffer_bytes",
+                q.buffer_bytes, f"a message of workers.forward_batch={w.forward_batch} items of {sizes.item_bytes:,} "
+                f"bytes needs about {sizes.message_bytes:,} bytes and may use at most half of each worker's ring",
+                f"set `queue.buffer_bytes` to at least {2 * sizes.message_bytes}, or null to size it from the "
+                f"payload, or lower workers.forward_batch")
+
     def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
         super().__init__(settings, n_producers, mp_context)
         self.capacity = ring_bytes_for(settings)
@@ -400,8 +409,6 @@ class _RawShmRing:
         self.consumer.lend_views = True
 
     def sender(self, index: int, item: Any, batch: int) -> Any:
-        from framework.queues.rawloop import copies
-
         producer, items = self.design.producer(index), copies(item, batch)
         if batch == 1:
             return lambda: producer.put(items[0])
@@ -421,8 +428,6 @@ class _RawShmRing:
 
 def _raw_throughput(item: Any, n_producers: int, duration_s: float, batch: int) -> float:
     """Items/s of the bare ring (no chiefbench worker or chief in the loop)."""
-    from framework.queues import rawloop
-
     return rawloop.measure(_RawShmRing, item, n_producers, duration_s, batch)
 
 

@@ -18,6 +18,9 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from framework.queues.base import ConsumerEnd, ProducerEnd, QueueDesign, QueueSettings
+from framework.queues import rawloop
+from framework.queues.rawloop import copies
+from framework.engine.protocol import chief_alive_probe
 
 
 class _Batch(list):
@@ -307,8 +310,6 @@ def _exit_with_parent(chief_pid: int, start_method: str) -> None:
     import signal
     import threading
 
-    from framework.protocol import chief_alive_probe
-
     chief_alive = chief_alive_probe(chief_pid, start_method)
     # The chief coordinates Ctrl-C; the server must outlive the drain that follows it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -378,8 +379,6 @@ RAW_FEEDER_YIELD_S = 0.0001
 
 
 def _message(item: Any, batch: int) -> Any:
-    from framework.queues.rawloop import copies
-
     return item if batch == 1 else _Batch(copies(item, batch))
 
 
@@ -481,8 +480,6 @@ class _RawManagerQueue(_RawQueueReceiver):
 
 def _raw(channel: type) -> Callable[[Any, int, float, int], float]:
     def raw_throughput(item: Any, n_producers: int, duration_s: float, batch: int) -> float:
-        from framework.queues import rawloop
-
         return rawloop.measure(channel, item, n_producers, duration_s, batch)
 
     raw_throughput.__doc__ = f"Items/s of the bare primitive ({channel.__name__}), no chiefbench code in the loop."

@@ -36,6 +36,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from framework.queues.base import ConsumerEnd, ProducerEnd, QueueDesign, QueueSettings
+from framework import hygiene
+from framework.queues import rawloop
+from framework.queues.rawloop import copies
 
 HWM_MESSAGES = 100
 """Send and receive high-water marks, in messages: bounds what waits in ZeroMQ's own buffers (a message may
@@ -257,8 +260,6 @@ class ZmqDesign(QueueDesign):
         super().__init__(settings, n_producers, mp_context)
         import zmq
 
-        from framework import hygiene
-
         self._closed = False
         self.directory = tempfile.mkdtemp(prefix="zmq-", dir=hygiene.claim_tempdir())  # mode 0700
         self.address = f"ipc://{self.directory}/chief.sock"
@@ -304,8 +305,6 @@ class ZmqDesign(QueueDesign):
     @staticmethod
     def raw_throughput(item: Any, n_producers: int, duration_s: float, batch: int) -> float:
         """Items/s that bare PUSH/PULL sockets move (the same framing and batching), no chiefbench code."""
-        from framework.queues import rawloop
-
         return rawloop.measure(_RawZmq, item, n_producers, duration_s, batch)
 
 
@@ -315,8 +314,6 @@ class _RawZmq:
     def __init__(self, n_producers: int, ctx: Any) -> None:
         import zmq
 
-        from framework import hygiene
-
         self.directory = tempfile.mkdtemp(prefix="zmq-raw-", dir=hygiene.claim_tempdir())
         self.address = f"ipc://{self.directory}/chief.sock"
         self.context, self.sock = _new_socket(zmq.PULL, self.address, bind=True)
@@ -324,8 +321,6 @@ class _RawZmq:
     def sender(self, index: int, item: Any, batch: int) -> Any:
         zmq = _zmq()
         context, sock = _new_socket(zmq.PUSH, self.address, bind=False)
-        from framework.queues.rawloop import copies
-
         message = item if batch == 1 else _Batch(copies(item, batch))
 
         def send() -> None:

@@ -26,9 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from framework import protocol
-from framework.payloads import make_source, scalar_payload
-from framework.transforms import make_transform
+from framework.engine import protocol
+from framework.payloads.base import make_source, scalar_payload
+from framework.payloads.seeding import worker_stream
+from framework.payloads.transforms import make_transform
+from framework.errors import InjectedFault, QueueFullError
+
 
 SLEEP_SLICE_S = 0.05
 """Longest uninterrupted sleep: bounds how late a worker sees the stop flag or a dead chief."""
@@ -69,21 +72,6 @@ class WorkerSpec:
     """(kind, seconds after start) for an injected fault: kill, raise or hang."""
     chief_pid: int = 0
     start_method: str = "spawn"
-
-
-class QueueFullError(RuntimeError):
-    """queue.on_full=fail and the global queue reached its bound."""
-
-
-class InjectedFault(RuntimeError):
-    """The exception that faults.raise_after_s raises."""
-
-
-def worker_stream(seed: int, worker_id: int, incarnation: int = 0) -> np.random.Generator:
-    """Worker ``worker_id``'s generator: child ``worker_id`` of ``SeedSequence(seed)``; its k-th
-    restart draws from the grandchild ``(worker_id, k)``, so no value repeats after a restart."""
-    key = (worker_id,) if incarnation == 0 else (worker_id, incarnation)
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
 class _MpLocalQueue:
@@ -158,7 +146,7 @@ def serve(spec: WorkerSpec, producer: Any, control: Any, errors: Any, chief_aliv
     """A worker's life once its process is set up: ready, wait for the start, loop, finish.
 
     ``run_worker`` calls it in a worker process; the Ray backend calls it in a thread of a
-    Ray actor, with an actor-local control array (``framework.backends.ray_backend``)."""
+    Ray actor, with an actor-local control array (``framework.engine.backends.ray_backend``)."""
     state = _State(spec, control)
     local: Any = deque() if spec.local_queue == "deque" else _MpLocalQueue()
     error = None

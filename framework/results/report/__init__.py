@@ -16,22 +16,21 @@ import base64
 import html
 import io
 import json
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from omegaconf import OmegaConf
 
-REPORT_FILE = "report.html"
+from framework.layout import ITEMS_FILE, MULTIRUN_FILE, REPEAT_DIR, REPORT_FILE, SUMMARY_FILE
+from framework.results.collect import collect
+from framework.results.report import figures as F
 
 
 def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
+    F.plt.close(fig)
     return buf.getvalue()
 
 
@@ -130,17 +129,15 @@ def report(directory: str | Path, depth_run: str | None = None, out: str | Path 
         raise FileNotFoundError(f"{str(base)!r} is not a directory")
     target = Path(out) if out else base
     target.mkdir(parents=True, exist_ok=True)
-    is_sweep = (base / "multirun.yaml").exists() or any(p.is_dir() and p.name.isdigit() for p in base.iterdir())
-    repeats = list(base.glob("repeat-*/summary.json"))
-    if not is_sweep and (base / "summary.json").exists() and not repeats:
+    is_sweep = (base / MULTIRUN_FILE).exists() or any(p.is_dir() and p.name.isdigit() for p in base.iterdir())
+    repeats = list(base.glob(f"{REPEAT_DIR.format('*')}/{SUMMARY_FILE}"))
+    if not is_sweep and (base / SUMMARY_FILE).exists() and not repeats:
         return _run_report(base, target)
     return _sweep_report(base, target, depth_run, collected)
 
 
 def _run_report(run_dir: Path, target: Path) -> Path:
-    from framework.report import figures as F
-
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
     cfg = summary.get("config") or {}
     page = _Page(target, f"chiefbench run: {run_dir.name}")
     page.para(f"Directory: {run_dir.resolve()}")
@@ -159,7 +156,7 @@ def _run_report(run_dir: Path, target: Path) -> Path:
     page.figure("depth", F.depth_over_time(run_dir, run_dir.name),
                 "Global queue depth (and each worker's local queue) since the start barrier.")
     page.heading("Latency")
-    if summary.get("window") and summary["status"] != "failed" or (run_dir / "items.parquet").exists():
+    if summary.get("window") and summary["status"] != "failed" or (run_dir / ITEMS_FILE).exists():
         page.figure("latency_cdf", F.stage_cdf(run_dir, summary), "Latency CDF per stage, items consumed in the "
                     "measured window (warm-up excluded).")
     rows = pd.DataFrame([{f"latency_ms.{s}.{k}": v for s, d in (summary.get("latency_ms") or {}).items()
@@ -182,9 +179,7 @@ def _run_report(run_dir: Path, target: Path) -> Path:
 
 def _sweeper_params(base: Path) -> str:
     """The sweep's parameters set in config (an experiment preset's hydra.sweeper.params), as a comment."""
-    from omegaconf import OmegaConf
-
-    path = base / "multirun.yaml"
+    path = base / MULTIRUN_FILE
     if not path.exists():
         return ""
     try:
@@ -201,9 +196,6 @@ _MAIN_COLUMNS = ("throughput_items_per_s", "throughput_mb_per_s", "transitions_p
 
 
 def _sweep_report(base: Path, target: Path, depth_run: str | None, collected: Any) -> Path:
-    from framework.report import figures as F
-    from framework.sweep import collect
-
     c = collected if collected is not None else collect(base, write=False)
     table, summary, keys = c.table, c.summary, c.keys
     if table.empty:
@@ -282,12 +274,3 @@ def _sweep_report(base: Path, target: Path, depth_run: str | None, collected: An
                              "value": [str(first[m]) for m in meta_cols]}))
     return page.write()
 
-
-class _CallableModule(types.ModuleType):
-    """``framework.report(dir)`` calls ``framework.report.report(dir)``."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Path:
-        return report(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

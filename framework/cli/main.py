@@ -1,4 +1,4 @@
-"""The ``chiefbench`` console script: a Hydra app around ``framework.runner.execute``.
+"""The ``chiefbench`` console script: a Hydra app around ``framework.engine.runner.execute``.
 
     chiefbench                                   the original system (conf/config.yaml)
     chiefbench workers.count=4 queue=pipe        any override
@@ -6,58 +6,37 @@
     chiefbench run.repeats=5                     five fresh runs of one configuration, median and 95 % CI
     chiefbench --designs                         which queue designs are installed
 
-In a multirun each job goes through ``framework.sweep.run_job`` (repeats, failures as rows) and
+In a multirun each job goes through ``framework.sweep.job.run_job`` (repeats, failures as rows) and
 the ``GatherResults`` callback gathers the sweep into one table and a report.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
-from framework.backends import BackendError
-from framework.config import CONF_DIR, ConfigError, register_configs, to_spec
-from framework.results import ResultsWriteError
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
-
-def format_summary(summary: dict[str, Any]) -> str:
-    """The short table printed at the end of a run."""
-    c = summary["counts"]
-    lines = [
-        f"status        {summary['status']}",
-        f"items         produced {c['produced']:,}  forwarded {c['forwarded']:,}  consumed {c['consumed']:,}  "
-        f"left in queues {c['left_in_queues']:,}  lost {c['lost']:,}  duplicates {c['duplicates']:,}",
-    ]
-    rate, mbs = summary["throughput_items_per_s"], summary["throughput_mb_per_s"]
-    if rate is not None:
-        steps = summary.get("transitions_per_s")  # rollout payload only
-        lines.append(f"throughput    {rate:,.1f} items/s  {mbs:,.3f} MB/s"
-                     f"{'' if steps is None else f'  {steps:,.0f} transitions/s'}"
-                     f"  over {summary['window']['seconds']:.2f} s")
-    lines.append("latency (ms)  " + "stage".ljust(12) + "".join(f"{h:>10}" for h in ("p50", "p95", "p99", "max")))
-    for stage, row in summary["latency_ms"].items():
-        cells = "".join(f"{row[k]:>10.3f}" if row[k] is not None else f"{'-':>10}"
-                        for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
-        lines.append("              " + stage.ljust(12) + cells)
-    for w in summary["warnings"]:
-        lines.append(f"warning: {w}")
-    for e in summary["errors"]:
-        lines.append(f"error: {e.splitlines()[0]}")
-    return "\n".join(lines)
+from framework.config.hydra import check_group_overrides, conf_dir, register_configs, user_config_dirs
+from framework.config.validate import to_spec
+from framework.engine.runner import execute, execute_repeats
+from framework.errors import BackendError, ConfigError, ResultsWriteError
+from framework.queues.catalog import availability
+from framework.results.collect import collect
+from framework.results.stats import aggregate, format_aggregate
+from framework.results.text import format_summary
+from framework.sweep.job import run_job
 
 
 def _task(cfg: Any) -> float | None:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from framework.runner import execute, execute_repeats
-
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
     if hc.mode == RunMode.MULTIRUN:
-        # A failing job becomes a row with status failed; the sweep goes on (framework.sweep).
-        from framework.sweep import run_job
-
+        # A failing job becomes a row with status failed; the sweep goes on (framework.sweep.job).
         return run_job(cfg, hc.runtime.output_dir, overrides, hc.job.get("num"), hc.launcher)
     try:
         spec = to_spec(cfg)
@@ -71,9 +50,6 @@ def _task(cfg: Any) -> float | None:
                 print(format_summary(result.summary))
 
             results = execute_repeats(spec, hc.runtime.output_dir, overrides, after_each=show)
-            from framework.stats import aggregate, format_aggregate
-            from framework.sweep import collect
-
             collected = collect(hc.runtime.output_dir)
             print(format_aggregate(aggregate(collected.table, [])))
         else:
@@ -97,9 +73,6 @@ def _task(cfg: Any) -> float | None:
 
 def _check_output_dirs(overrides: list[str]) -> None:
     """Fail with one paragraph, not Hydra's traceback, when the output directory cannot be made."""
-    import os
-    from pathlib import Path
-
     wanted = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir")]
     for target in wanted or ["outputs"]:
         if "${" in target:
@@ -120,24 +93,20 @@ def _check_output_dirs(overrides: list[str]) -> None:
 def main() -> None:
     """Entry point of the ``chiefbench`` command."""
     if sys.argv[1:2] == ["--designs"]:
-        from framework.queues import availability
-
         for name, state in availability().items():
             print(f"{name:16} {state}")
         return
-    import hydra
-
-    from framework.config import check_group_overrides
-
-    overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
+    argv = sys.argv[1:]
+    user_dirs = user_config_dirs(argv)
+    overrides = [a for a in argv if not a.startswith("-") and a not in user_dirs]
     try:
-        check_group_overrides(overrides)
+        check_group_overrides(overrides, user_dirs)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
     _check_output_dirs(overrides)
     register_configs()
-    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(_task)()
+    hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(_task)()
 
 
 if __name__ == "__main__":

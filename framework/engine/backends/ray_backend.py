@@ -1,24 +1,24 @@
 """``backend=ray``: the same chief, workers as Ray actors, the chief as the Ray driver.
 
-    chief (driver, framework.system._Chief)           worker actor i (WorkerActor, num_cpus from config)
+    chief (driver, framework.engine.chief)       worker actor i (WorkerActor, num_cpus from config)
     ---------------------------------------           -------------------------------------------------
     control mirror  <--merge counters-- pump thread <==poll reply== poll(): counters, outbox, errors
      (a plain list:                      (ray.wait on        ==header==> (STOP, START_NS, TAKEN,
       STOP/START_NS    --set_header-->    one call per actor)              others' FORWARDED)
-      broadcast)                              |                  thread: framework.worker.serve, the same
+      broadcast)                              |                  thread: framework.engine.worker.serve, the same
     consumer (buffer) <--items, Leftovers, EndOfStream--                  _loop, with an actor-local
                                                                           control array; a producer end
                                                                           (framework.queues.ray_designs)
 
 The local backend's chief reads its workers' counters from a shared-memory control block,
-which cannot span machines. Here ``RayContext`` stands in for the ``multiprocessing``
+which cannot span machines. Here ``RayBackend`` stands in for the ``multiprocessing``
 context the chief is built with: its ``RawArray`` is a driver-side mirror of that block,
 its ``Process`` starts a Ray actor, its ``SimpleQueue`` is the side channel for worker
 tracebacks. A pump thread on the driver keeps one call in flight per actor (``hello``,
 then ``start``, then ``poll`` again and again) and merges what each reply reports: the
 actor's own counter slots (heartbeats translated into the driver's clock), its tracebacks,
 and under ``ray_batches`` the items themselves. Every item reaches the chief after the
-counters that count it, so the chief's books (``framework.system``, ``framework.metrics``)
+counters that count it, so the chief's books (``framework.engine.chief``, ``framework.results.metrics``)
 are the same code as for the local backend, and so are the run directory and the report.
 
 Clocks: stamps are ``time.monotonic_ns()``. An actor on the driver's node shares its clock;
@@ -52,9 +52,11 @@ from typing import Any
 
 import psutil
 
-from framework import protocol
-from framework.backends import BackendError
-from framework.system import WorkerFailed, _Chief
+from framework.engine import protocol
+from framework.engine.backends.base import Backend
+from framework.queues.ray_designs import Outbox
+from framework.engine.worker import serve
+from framework.errors import BackendError, WorkerFailed
 
 POLL_WAIT_S = 0.05
 """How long an actor's poll waits for a first message before replying with counters only."""
@@ -81,8 +83,6 @@ class _ActorState:
     """One worker's life inside its actor: the control array, the outbox, the worker thread."""
 
     def __init__(self, wspec: Any, producer: Any, own: list[int], header: tuple, forwarded: list[int]) -> None:
-        from framework.queues.ray_designs import Outbox
-
         self.worker = wspec.worker_id
         self.control = [0] * (protocol.HEADER_SLOTS + wspec.n_workers * protocol.WORKER_SLOTS)
         self.base = protocol.worker_slot(self.worker, 0)
@@ -100,8 +100,6 @@ class _ActorState:
         self.thread.start()
 
     def _serve(self, wspec: Any, producer: Any) -> None:
-        from framework.worker import serve
-
         try:
             # The driver's death ends every actor it owns (Ray's ownership), so the chief is alive.
             serve(wspec, producer, self.control, self, lambda: True)
@@ -202,7 +200,7 @@ class _SideChannel:
 class ActorProcess:
     """What the chief sees of a worker actor: the ``multiprocessing.Process`` calls it makes."""
 
-    def __init__(self, ctx: RayContext, wspec: Any, producer: Any, name: str) -> None:
+    def __init__(self, ctx: RayBackend, wspec: Any, producer: Any, name: str) -> None:
         self.ctx, self.wspec, self.producer, self.name = ctx, wspec, producer, name
         self.worker = wspec.worker_id
         self.pid: int | None = None
@@ -257,7 +255,7 @@ def _shift(messages: list, off: int) -> list:
 class _Pump:
     """The driver's thread that talks to every actor (and reads the Ray queue under ray_queue)."""
 
-    def __init__(self, ctx: RayContext) -> None:
+    def __init__(self, ctx: RayBackend) -> None:
         self.ctx = ctx
         self.consumer: Any = None
         """The design's BufferConsumer (set by the design)."""
@@ -397,13 +395,20 @@ class _Pump:
         self._read_queue(ray, ref)
 
 
-class RayContext:
-    """Stands in for a multiprocessing context when ``backend=ray`` (see the module docstring)."""
+class RayBackend(Backend):
+    """``backend=ray``: worker actors, a pump thread, a driver-side mirror of the control block (see the
+    module docstring). Queue designs are built with the backend itself (``design_context``): the Ray designs
+    reach the pump through it."""
+
+    name = "ray"
 
     def __init__(self, spec: Any) -> None:
         import ray
 
         self.spec = spec
+        self.design_context = self
+        self._last_forwarded = -1
+        self._last_memory_ns = 0
         self.procs: list[ActorProcess] = []
         self.current: dict[int, ActorProcess] = {}
         self.mirror: _Mirror | None = None
@@ -438,21 +443,19 @@ class RayContext:
             self.close()
             raise
 
-    # -- what the chief calls on its context ------------------------------------------------------
-    chief_class: Any = None  # set below, once RayChief exists
-
+    # -- what the chief calls on its backend ------------------------------------------------------
     def get_start_method(self) -> str:
         return "ray"
 
-    def RawArray(self, typecode: str, size: int) -> _Mirror:  # noqa: N802 - multiprocessing's name
-        self.mirror = _Mirror(size, self.broadcast_header)
+    def control_block(self, n_slots: int) -> _Mirror:
+        self.mirror = _Mirror(n_slots, self.broadcast_header)
         return self.mirror
 
-    def SimpleQueue(self) -> _SideChannel:  # noqa: N802 - multiprocessing's name
+    def side_channel(self) -> _SideChannel:
         self.errors = _SideChannel()
         return self.errors
 
-    def Process(self, target: Any, args: tuple, name: str) -> ActorProcess:  # noqa: N802
+    def process(self, target: Any, args: tuple, name: str) -> ActorProcess:
         wspec, producer = args[0], args[1]  # (spec, producer, control, errors) as for run_worker
         proc = ActorProcess(self, wspec, producer, name)
         self.current[wspec.worker_id] = proc
@@ -493,6 +496,34 @@ class RayContext:
             if proc.is_alive() and proc.actor is not None:
                 start = m[protocol.START_NS]
                 proc.actor.set_header.remote(m[protocol.STOP], start + proc.offset_ns if start else 0)
+
+    # -- hooks ----------------------------------------------------------------------------------------
+    def memory(self, procs: dict[int, Any]) -> list[tuple[str, int, int, int]]:
+        """The chief's own, and each actor's as it last reported it (actors may be on other machines)."""
+        rows = [("chief", -1, os.getpid(), psutil.Process().memory_info().rss)]
+        return rows + [("worker", w, p.pid, p.rss) for w, p in procs.items() if p.rss is not None]
+
+    def stall_possible(self, forwarded_total: int) -> bool:
+        # Under ray_queue a worker spends most of its time inside a put (a round trip to the queue
+        # actor), so "every worker in a put" is no evidence of a stall while items keep flowing.
+        moving = forwarded_total != self._last_forwarded
+        self._last_forwarded = forwarded_total
+        return not moving
+
+    def check(self, now_ns: int, starting: bool, started_ns: list[int]) -> None:
+        """The pump's health, and a bounded wait for the actors to be scheduled."""
+        pump = self.pump
+        if pump is not None and pump.error:
+            message = f"the Ray backend's pump thread failed:\n{pump.error}"
+            raise WorkerFailed(message.splitlines()[0] + " " + pump.error.strip().splitlines()[-1])
+        b = self.spec.backend
+        if starting and now_ns - min(started_ns) > b.start_timeout_s * 1e9:
+            import ray
+
+            raise WorkerFailed(
+                f"the worker actors were not ready within backend.start_timeout_s={b.start_timeout_s} (cluster: "
+                f"{ray.cluster_resources()}, free: {ray.available_resources()}): a busy cluster queues them. Fix: "
+                f"free CPUs, lower backend.num_cpus, or raise backend.start_timeout_s")
 
     def close(self) -> None:
         """Stop the pump, kill every actor, remove the placement group, stop or leave Ray."""
@@ -592,49 +623,3 @@ class _RaySession:
                     pass
             psutil.wait_procs(alive, timeout=5)
             shutil.rmtree(self.tempdir, ignore_errors=True)
-
-
-class RayChief(_Chief):
-    """The chief of ``framework.system``, plus what only Ray needs: memory from the actors'
-    reports (they may be on other machines), a bounded wait for the actors to be scheduled,
-    and the pump's health."""
-
-    def sample_memory(self, now: int) -> None:
-        if now - self._last_memory_ns < RSS_EVERY_NS:
-            return
-        self._last_memory_ns = now
-        self.memory.append((now, "chief", -1, os.getpid(), psutil.Process().memory_info().rss))
-        for w, p in self.procs.items():
-            if p.rss is not None:
-                self.memory.append((now, "worker", w, p.pid, p.rss))
-
-    _last_forwarded = -1
-
-    def check_stall(self, now: int) -> None:
-        # Under ray_queue a worker spends most of its time inside a put (a round trip to the queue
-        # actor), so "every worker in a put" is no evidence of a stall while items keep flowing.
-        forwarded = sum(self.forwarded())
-        if forwarded != self._last_forwarded:
-            self._last_forwarded = forwarded
-            self.stalled_since = None
-            return
-        super().check_stall(now)
-
-    def check_workers(self, now: int, starting: bool = False) -> None:
-        pump = self.ctx.pump
-        if pump.error:
-            message = f"the Ray backend's pump thread failed:\n{pump.error}"
-            self.errors.append(message)
-            raise WorkerFailed(message.splitlines()[0] + " " + pump.error.strip().splitlines()[-1])
-        b = self.spec.backend
-        if starting and now - min(self.started_ns) > b.start_timeout_s * 1e9:
-            import ray
-
-            raise WorkerFailed(
-                f"the worker actors were not ready within backend.start_timeout_s={b.start_timeout_s} (cluster: "
-                f"{ray.cluster_resources()}, free: {ray.available_resources()}): a busy cluster queues them. Fix: "
-                f"free CPUs, lower backend.num_cpus, or raise backend.start_timeout_s")
-        super().check_workers(now, starting)
-
-
-RayContext.chief_class = RayChief

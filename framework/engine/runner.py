@@ -13,12 +13,16 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from framework import metrics
-from framework.config import Config, compose, item_bound, to_spec
+from framework.results import metrics
+from framework.config.hydra import compose
+from framework.config.schema import Config
+from framework.config.validate import item_bound, to_spec
 from framework.metadata import SCHEMA_VERSION, machine_metadata
-from framework.payloads import item_nbytes, item_units
-from framework.results import ResultsWriteError, RunResult, write_run
-from framework.system import RawRun, run_system
+from framework.payloads.base import item_nbytes, item_units
+from framework.errors import ResultsWriteError
+from framework.layout import REPEAT_DIR, RUNS_DIR
+from framework.results.io import RunResult, write_run
+from framework.engine.chief import RawRun, run_system
 
 
 def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
@@ -133,14 +137,10 @@ def run(overrides: Sequence[str] = (), output_dir: str | os.PathLike | None = No
     spec = to_spec(compose(list(overrides)))
     if output_dir is None:
         stamp = _dt.datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
-        output_dir = Path("outputs") / "runs" / f"{stamp}_{os.getpid()}"
+        output_dir = RUNS_DIR / f"{stamp}_{os.getpid()}"
     if spec.run.repeats > 1:
         return execute_repeats(spec, output_dir, overrides, echo)
     return execute(spec, output_dir, overrides, echo)
-
-
-REPEAT_DIR = "repeat-{}"
-"""With run.repeats > 1, repeat k of a job is written to <job dir>/repeat-<k>/ (a complete run directory)."""
 
 
 def execute_repeats(spec: Config, output_dir: str | os.PathLike, overrides: Sequence[str] = (),

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from framework.stats import median_ci  # noqa: E402
+from framework.results.stats import median_ci  # noqa: E402
 
 DESIGN, WORKERS, BYTES = "config.queue.name", "config.workers.count", "item_bytes"
 STAGES = ("local_wait", "global_wait", "end_to_end")

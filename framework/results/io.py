@@ -21,13 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from framework.errors import ResultsWriteError
+from framework.layout import CONFIG_FILE, DEPTH_FILE, ITEMS_FILE, MEMORY_FILE, SUMMARY_FILE
 
-ITEMS_FILE, DEPTH_FILE, SUMMARY_FILE, CONFIG_FILE = "items.parquet", "depth.parquet", "summary.json", "config.yaml"
-MEMORY_FILE = "memory.parquet"
-
-
-class ResultsWriteError(OSError):
-    """The run directory could not be written; nothing half-written is left looking complete."""
 
 
 @dataclass
@@ -68,7 +64,8 @@ class RunResult:
         return pd.DataFrame(self.summary["processes"])
 
 
-def _atomic(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
+    """``write(tmp)`` a temporary file beside ``path``, then rename it into place (never half-written)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
@@ -83,12 +80,12 @@ def write_run(directory: str | os.PathLike, result: RunResult, config_yaml: str)
     out = Path(directory)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _atomic(out / ITEMS_FILE, lambda p: result.items.to_parquet(p, index=False))
-        _atomic(out / DEPTH_FILE, lambda p: result.depth.to_parquet(p, index=False))
+        atomic_write(out / ITEMS_FILE, lambda p: result.items.to_parquet(p, index=False))
+        atomic_write(out / DEPTH_FILE, lambda p: result.depth.to_parquet(p, index=False))
         if result.memory is not None:
-            _atomic(out / MEMORY_FILE, lambda p: result.memory.to_parquet(p, index=False))
-        _atomic(out / CONFIG_FILE, lambda p: p.write_text(config_yaml))
-        _atomic(out / SUMMARY_FILE, lambda p: p.write_text(json.dumps(result.summary, indent=2, default=str)))
+            atomic_write(out / MEMORY_FILE, lambda p: result.memory.to_parquet(p, index=False))
+        atomic_write(out / CONFIG_FILE, lambda p: p.write_text(config_yaml))
+        atomic_write(out / SUMMARY_FILE, lambda p: p.write_text(json.dumps(result.summary, indent=2, default=str)))
     except OSError as exc:
         raise ResultsWriteError(
             f"Could not write the results of this run to {str(out)!r}: {exc.strerror or exc}. Nothing "

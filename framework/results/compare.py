@@ -1,11 +1,6 @@
-"""Statistics over result tables: median and 95 % confidence interval per configuration, and the
-comparison of two sweeps with a significance test (Mann-Whitney U from scipy).
-
-Rigour, as pyperf and asv practise it: every repeat is a fresh set of processes; the figure per
-configuration is the median of its repeats, with a distribution-free confidence interval (order
-statistics of the binomial distribution, exact for any distribution of throughputs); a spread over
-10 % of the mean is called out with what to do about it; and two tables measured on different
-machines, or under a different number of concurrent jobs, are not compared unless asked to.
+"""``compare``: two sweeps (or result tables) side by side, per configuration in both: medians, the ratio
+B/A and a Mann-Whitney U test (scipy). Tables measured on different machines or under different
+concurrency are refused unless ``force=True``: the comparison would measure the machine.
 """
 
 from __future__ import annotations
@@ -17,133 +12,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import mannwhitneyu
 
-METRIC = "throughput_items_per_s"
-CV_WARN = 0.10
-"""A coefficient of variation (std dev / mean) over this is called out as a large spread."""
-MACHINE_COLUMNS = ("metadata.hostname", "metadata.cpu_model", "metadata.cpu_count")
-CONCURRENCY_COLUMN = "metadata.concurrent_jobs"
-
-
-class ComparisonError(ValueError):
-    """Two tables that should not be compared as they are; the message says why and how to force it."""
+from framework.errors import ComparisonError
+from framework.layout import RESULTS_TABLE
+from framework.results.collect import collect, swept_keys
+from framework.results.stats import CONCURRENCY_COLUMN, MACHINE_COLUMNS, METRIC
 
 
-def median_ci(values: Any, level: float = 0.95) -> tuple[float, float, float]:
-    """(low, high, achieved level) of a distribution-free confidence interval for the median.
-
-    The interval is [x_(j), x_(n-j+1)] for the largest j whose binomial coverage is at least
-    ``level``. With fewer than 6 values no such j exists: the interval is [min, max] and its
-    achieved level (1 - 2 * 0.5**n, e.g. 0.75 for 3 values) is returned so that tables can say so.
-    """
-    from scipy.stats import binom
-
-    x = np.sort(np.asarray(values, dtype=float))
-    x = x[~np.isnan(x)]
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    if n == 1:
-        return float(x[0]), float(x[0]), 0.0
-    best_j, best_cov = 1, 1 - 2 * binom.cdf(0, n, 0.5)
-    for j in range(1, n // 2 + 1):
-        coverage = 1 - 2 * binom.cdf(j - 1, n, 0.5)  # P(x_(j) <= median <= x_(n-j+1))
-        if coverage >= level:
-            best_j, best_cov = j, coverage
-        else:
-            break
-    return float(x[best_j - 1]), float(x[n - best_j]), float(best_cov)
-
-
-def spread_advice(cv: float) -> str:
-    return (f"large spread: the std dev is {cv:.0%} of the mean (over {CV_WARN:.0%}). Run more repeats "
-            f"(run.repeats=10), on a quieter machine (close other programs; check metadata.load_average), "
-            f"and one job at a time (the basic launcher, not joblib)")
-
-
-def _label(row: Any, keys: list[str]) -> str:
-    return " ".join(f"{k}={row[k]}" for k in keys) if keys else "(all)"
-
-
-def _numbers(df: pd.DataFrame, column: str) -> pd.Series:
-    """The column's numbers (missing values and a missing column give an empty series)."""
-    if column not in df:
-        return pd.Series(dtype=float)
-    return pd.to_numeric(df[column], errors="coerce").dropna()
-
-
-def aggregate(table: pd.DataFrame, keys: list[str] | None = None, metric: str = METRIC) -> pd.DataFrame:
-    """One row per configuration (the values of ``keys``): runs, ok, median, 95 % CI, mean, std, cv.
-
-    Only rows with status ok count in the figures; ``failed`` counts the others.
-    """
-    if keys is None:
-        keys = list(table.attrs.get("chiefbench", {}).get("keys", []))
-    cols = ["configuration", *keys, "runs", "ok", "failed", "median", "ci_low", "ci_high", "ci_level", "mean",
-            "std", "cv", "mb_per_s_median", "p99_ms_median", "warning"]
-    if table.empty or metric not in table.columns:
-        return pd.DataFrame(columns=cols)
-    keys = [k for k in keys if k in table.columns]
-    groups = table.groupby(keys, sort=False, dropna=False) if keys else [((), table)]
-    out = []
-    for _, g in groups:
-        ok = g[g["status"] == "ok"]
-        x = pd.to_numeric(ok[metric], errors="coerce").dropna().to_numpy()
-        low, high, level = median_ci(x)
-        mean = float(np.mean(x)) if len(x) else math.nan
-        std = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
-        cv = std / mean if len(x) > 1 and mean else math.nan
-        p99 = _numbers(ok, "latency_ms.end_to_end.p99_ms")
-        mbs = _numbers(ok, "throughput_mb_per_s")
-        warning = spread_advice(cv) if not math.isnan(cv) and cv > CV_WARN else ""
-        if len(x) == 0:
-            warning = "no ok run: see the error column of sweep_results"
-        elif float(np.median(x)) == 0:
-            warning = ("nothing was consumed in the measured window: the configuration stalled (see the warning "
-                       "column of sweep_results and the run's depth.parquet)")
-        first = g.iloc[0]
-        out.append({"configuration": _label(first, keys), **{k: first[k] for k in keys}, "runs": len(g),
-                    "ok": len(x), "failed": int(len(g) - len(ok)), "median": float(np.median(x)) if len(x) else math.nan,
-                    "ci_low": low, "ci_high": high, "ci_level": level, "mean": mean, "std": std, "cv": cv,
-                    "mb_per_s_median": float(mbs.median()) if len(mbs) else math.nan,
-                    "p99_ms_median": float(p99.median()) if len(p99) else math.nan,
-                    "warning": warning})
-    return pd.DataFrame(out, columns=cols)
-
-
-def format_aggregate(summary: pd.DataFrame, keys: list[str] | None = None) -> str:
-    """The per-configuration table printed at the end of a sweep."""
-    width = max([len("configuration"), *(len(str(c)) for c in summary["configuration"])])
-    lines = [f"{'configuration':<{width}}  {'ok':>5}  {'items/s (median)':>16}  {'95% CI':>23}  {'cv':>5}  "
-             f"{'MB/s':>9}  {'e2e p99 ms':>10}"]
-    notes = []
-    for _, r in summary.iterrows():
-        ci = "-" if math.isnan(r["ci_low"]) or r["ci_level"] == 0 else f"{r['ci_low']:,.0f} .. {r['ci_high']:,.0f}"
-        if not math.isnan(r["ci_level"]) and 0 < r["ci_level"] < 0.95:
-            ci += "*"
-        cv = "-" if math.isnan(r["cv"]) else f"{r['cv']:.0%}"
-        med = "-" if math.isnan(r["median"]) else f"{r['median']:,.1f}"
-        mbs = "-" if math.isnan(r["mb_per_s_median"]) else f"{r['mb_per_s_median']:,.3f}"
-        p99 = "-" if math.isnan(r["p99_ms_median"]) else f"{r['p99_ms_median']:,.3f}"
-        lines.append(f"{r['configuration']:<{width}}  {r['ok']:>2}/{r['runs']:<2}  {med:>16}  {ci:>23}  {cv:>5}  "
-                     f"{mbs:>9}  {p99:>10}")
-        if r["warning"]:
-            notes.append(f"warning: {r['configuration']}: {r['warning']}")
-    if any(0 < lv < 0.95 for lv in summary["ci_level"].dropna()):
-        notes.append("* fewer than 6 ok repeats: the interval is [min, max], whose confidence is below 95 % "
-                     "(75 % for 3 repeats). Use run.repeats=6 or more for a 95 % interval.")
-    return "\n".join(lines + notes)
-
-
-# --------------------------------------------------------------------------------------------- compare
 def load_table(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     """A result table from a DataFrame, a .parquet/.csv file, or a sweep/run directory (collected)."""
     if isinstance(source, pd.DataFrame):
         return source
     path = Path(source)
     if path.is_dir():
-        from framework.sweep import RESULTS_TABLE, collect
-
         table_file = path / f"{RESULTS_TABLE}.parquet"
         return pd.read_parquet(table_file) if table_file.exists() else collect(path, write=False).table
     if path.suffix == ".parquet":
@@ -157,8 +39,6 @@ def _keys_of(table: pd.DataFrame) -> list[str]:
     keys = table.attrs.get("chiefbench", {}).get("keys")
     if keys is not None:
         return list(keys)
-    from framework.sweep import swept_keys
-
     return swept_keys(table, None)
 
 
@@ -230,8 +110,6 @@ def compare(a: str | os.PathLike | pd.DataFrame, b: str | os.PathLike | pd.DataF
     Raises ``ComparisonError`` when the tables come from different machines or were measured under a
     different number of concurrent jobs, unless ``force=True``.
     """
-    from scipy.stats import mannwhitneyu
-
     ta, tb = load_table(a), load_table(b)
     problems = check_comparable(ta, tb)
     if problems and not force:

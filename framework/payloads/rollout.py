@@ -27,12 +27,19 @@ alone and with Gymnasium's own multi-process stepping, measured in the same invo
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from framework.config.rules import MAX_ITEM_BYTES, require
+from framework.config.schema import RolloutPayload
+from framework.errors import ConfigError, UnsupportedSpaceError
+from framework.payloads.base import PayloadKind, with_cpu_cost
+from framework.payloads.seeding import worker_stream
 
 INSTALL_HINT = "pip install 'chiefbench[rollout]'"
 """The command that installs the optional extra (gymnasium)."""
@@ -46,10 +53,6 @@ _REF_CHECK_EVERY_FRAGMENTS = 16
 """The single-env reference reads the clock once per this many fragments."""
 _REF_CHECK_EVERY_VECTOR_STEPS = 64
 """The AsyncVectorEnv reference reads the clock once per this many vector steps."""
-
-
-class UnsupportedSpaceError(TypeError):
-    """An env whose action or observation space a fragment cannot hold or random actions cannot sample."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,8 +91,6 @@ def _gym() -> Any:
     try:
         import gymnasium
     except ImportError:
-        from framework.config import ConfigError
-
         raise ConfigError("payload", "rollout", "the rollout payload steps Gymnasium environments, and gymnasium is "
                           "not installed", f"install the extra: `{INSTALL_HINT}`") from None
     return gymnasium
@@ -163,8 +164,48 @@ class RolloutSource:
         self.env.close()
 
 
+def import_env_module(payload: Any) -> None:
+    """Import ``payload.env_module`` (if set), so that the Gymnasium registrations it makes run in this process."""
+    module = getattr(payload, "env_module", None)
+    if not module:
+        return
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError("payload.env_module", module, f"cannot be imported ({exc})",
+                          "name an importable module that registers your environments, e.g. "
+                          "`payload.env_module=my_pkg.envs` (is my_pkg installed, or on PYTHONPATH?)") from None
+
+
 def make_rollout_source(payload: Any, rng: np.random.Generator) -> RolloutSource:
+    import_env_module(payload)
     return RolloutSource(payload.env_id, payload.fragment_length, rng, payload.env_kwargs)
+
+
+class Rollout(PayloadKind):
+    """Fragments of Gymnasium transitions; figures also in transitions (``transitions_per_s``)."""
+
+    name = "rollout"
+    schema = RolloutPayload
+
+    def make_source(self, payload: Any, rng: np.random.Generator) -> RolloutSource:
+        return make_rollout_source(payload, rng)
+
+    def value_reader(self, payload: Any) -> Any:
+        return fragment_value
+
+    def item_nbytes(self, payload: Any) -> int:
+        return fragment_nbytes(payload)
+
+    def units(self, payload: Any) -> tuple[str, int]:
+        return "transitions", payload.fragment_length
+
+    def check(self, spec: Any) -> None:
+        p = spec.payload
+        check_payload(p)  # gymnasium installed, env id known and steppable: before any worker imports it
+        nbytes = fragment_nbytes(p)
+        require(nbytes <= MAX_ITEM_BYTES, "payload.fragment_length", p.fragment_length,
+                f"makes {nbytes:,} bytes per item, over the {MAX_ITEM_BYTES:,}-byte limit", "use a shorter fragment")
 
 
 @functools.lru_cache(maxsize=32)
@@ -185,6 +226,7 @@ def _layout(env_id: str, kwargs_key: str) -> tuple[tuple[int, ...], str, tuple[i
 def layout(payload: Any) -> tuple[tuple[int, ...], np.dtype, tuple[int, ...], np.dtype]:
     import json
 
+    import_env_module(payload)
     obs_shape, obs_dtype, act_shape, act_dtype = _layout(payload.env_id,
                                                          json.dumps(dict(payload.env_kwargs or {}), sort_keys=True))
     return obs_shape, np.dtype(obs_dtype), act_shape, np.dtype(act_dtype)
@@ -200,9 +242,8 @@ def fragment_nbytes(payload: Any) -> int:
 
 def check_payload(payload: Any) -> None:
     """Raise ``ConfigError`` unless gymnasium is installed and ``payload.env_id`` makes an env we can step."""
-    from framework.config import ConfigError
-
     gym = _gym()
+    import_env_module(payload)
     if not (isinstance(payload.fragment_length, int) and 1 <= payload.fragment_length <= MAX_FRAGMENT_LENGTH):
         raise ConfigError("payload.fragment_length", payload.fragment_length,
                           f"must be a number of transitions per item from 1 to {MAX_FRAGMENT_LENGTH:,}",
@@ -233,9 +274,6 @@ def single_env_steps_per_s(env_id: str = "CartPole-v1", duration_s: float = 3.0,
     """Transitions/s of one env stepping alone in this process: the worker's own stepping code
     (``RolloutSource``, with ``payload.work_us`` of CPU per fragment), with no queue, no chief and no other
     process."""
-    from framework.payloads import with_cpu_cost
-    from framework.worker import worker_stream
-
     env_source = RolloutSource(env_id, fragment_length, worker_stream(seed, 0), env_kwargs)
     source = with_cpu_cost(env_source, work_us) if work_us else env_source
     try:
@@ -254,7 +292,7 @@ def single_env_steps_per_s(env_id: str = "CartPole-v1", duration_s: float = 3.0,
 
 def _make_costly_env(env_id: str, env_kwargs: Any, work_us_per_step: float) -> Any:
     """``make_env``, burning ``work_us_per_step`` of CPU in every step (in the env's own process), with the
-    busy loop of ``payloads.with_cpu_cost``."""
+    busy loop of ``payloads.base.with_cpu_cost``."""
     env = make_env(env_id, env_kwargs)
     if work_us_per_step:
         step, cost_ns, clock = env.step, int(work_us_per_step * 1000), time.monotonic_ns

@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from framework.errors import ComparisonError
+from framework.results.collect import collect
+from framework.results.compare import compare, format_compare
+from framework.results.text import format_collected
+
 
 def collect_main(argv: list[str] | None = None) -> int:
     """Entry point of ``chiefbench-collect``."""
-    from framework.sweep import collect, format_collected
-
     parser = argparse.ArgumentParser(prog="chiefbench-collect", description="Gather every job of a sweep directory "
                                      "into sweep_results.parquet/.csv (idempotent) and list the grid points that "
                                      "have no result yet.")
@@ -32,8 +35,6 @@ def collect_main(argv: list[str] | None = None) -> int:
 
 def compare_main(argv: list[str] | None = None) -> int:
     """Entry point of ``chiefbench-compare``."""
-    from framework.stats import ComparisonError, compare, format_compare
-
     parser = argparse.ArgumentParser(prog="chiefbench-compare", description="Compare two sweeps (directories or "
                                      "result tables): for each configuration in both, the ratio of medians B/A and "
                                      "a Mann-Whitney U test.")
@@ -69,7 +70,7 @@ def report_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="where to write (default: DIR)")
     args = parser.parse_args(argv)
     try:
-        from framework.report import report
+        from framework.results.report import report  # the report extra (matplotlib)
     except ImportError as exc:
         print(f"chiefbench-report: {exc}. Fix: pip install 'chiefbench[report]'", file=sys.stderr)
         return 2

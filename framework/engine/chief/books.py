@@ -1,0 +1,88 @@
+"""The chief's books: every worker's counters, read from the control block, and what the chief took.
+
+Queue depths are computed from the counters (global = sum(FORWARDED) - TAKEN, local i =
+PRODUCED_i - FORWARDED_i - DROPPED_i), never from ``qsize()``. What a dead worker held in its
+local queue is exactly the seqs in [FORWARDED + DROPPED, PRODUCED) at its death.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from framework.engine import protocol
+from framework.engine.record import CONSUMED, DROPPED_OLDEST, DepthRecorder
+
+COUNTERS = (protocol.PRODUCED, protocol.FORWARDED, protocol.DROPPED, protocol.HEARTBEAT_NS, protocol.READY,
+            protocol.BLOCKED_NS)
+
+
+class Notes:
+    """What the run says in words: errors (the run failed) and warnings (it ran, but read this)."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+
+class Books:
+    """Counters of the workers (the control block) and of the chief (the recorder's counts)."""
+
+    def __init__(self, control: Any, n_workers: int, counts: Any, depth_sample_s: float) -> None:
+        self.control = control
+        self.n = n_workers
+        self.counts = counts
+        """The recorder: ``count(state)`` of the items recorded in each state."""
+        self.slots = {f: [protocol.worker_slot(w, f) for w in range(n_workers)] for f in COUNTERS}
+        self.in_transit_lost = 0
+        """Items a dead worker counted as forwarded that never arrived."""
+        self.dead_local: list[tuple[int, int, int]] = []
+        """(worker, first, end): seqs [first, end) were in a dead worker's local queue."""
+        self.depth = DepthRecorder(n_workers)
+        self.sample_ns = int(depth_sample_s * 1e9)
+        self._last_sample_ns = 0
+
+    def counter(self, field: int) -> list[int]:
+        """One counter of every worker (PRODUCED, FORWARDED, DROPPED, HEARTBEAT_NS, READY, BLOCKED_NS)."""
+        control = self.control
+        return [control[s] for s in self.slots[field]]
+
+    def slot(self, w: int, field: int) -> int:
+        return self.control[self.slots[field][w]]
+
+    def produced(self) -> list[int]:
+        return self.counter(protocol.PRODUCED)
+
+    def forwarded(self) -> list[int]:
+        return self.counter(protocol.FORWARDED)
+
+    def taken(self) -> int:
+        """Items that left the global queue by the chief's hand: consumed, evicted, or lost in transit."""
+        return self.counts.count(CONSUMED) + self.counts.count(DROPPED_OLDEST) + self.in_transit_lost
+
+    def global_depth(self) -> int:
+        return sum(self.forwarded()) - self.taken()
+
+    def publish_taken(self) -> None:
+        """Tell the workers (their bound check reads it)."""
+        self.control[protocol.TAKEN] = self.taken()
+
+    def local_span(self, w: int) -> tuple[int, int]:
+        """(first, end): the seqs worker ``w``'s local queue holds now, by its counters."""
+        popped = self.slot(w, protocol.FORWARDED) + self.slot(w, protocol.DROPPED)
+        return popped, self.slot(w, protocol.PRODUCED)
+
+    def lose_local(self, w: int) -> None:
+        """Worker ``w`` is dead: what its local queue held is lost."""
+        first, end = self.local_span(w)
+        if end > first:
+            self.dead_local.append((w, first, end))
+
+    def sample_depth(self, now: int, force: bool = False) -> None:
+        if force or now - self._last_sample_ns >= self.sample_ns:
+            produced, forwarded, dropped = self.produced(), self.forwarded(), self.counter(protocol.DROPPED)
+            self.depth.add(now, sum(forwarded) - self.taken(),
+                           [p - f - d for p, f, d in zip(produced, forwarded, dropped)])
+            self._last_sample_ns = now
+
+    def blocked_s(self) -> dict[int, float]:
+        return {w: ns / 1e9 for w, ns in enumerate(self.counter(protocol.BLOCKED_NS))}

@@ -1,0 +1,195 @@
+"""The chief's intake: taking items off the global queue, exactly as many as the rule asks, and recording them.
+
+A message on the global queue is an item tuple, a ``Chunk`` of items, or a control message
+(``Leftovers``, ``EndOfStream``). ``receive`` records the items at once (their payloads reduced
+to values, so a design may lend views that are reused after ``release``), hands control
+messages to the supervisor, and holds back whatever the rule did not ask for: the rest of a
+chunk stays "on the queue" for the next take.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable
+from typing import Any
+
+from framework.engine import protocol
+from framework.engine.chief.books import Books
+from framework.engine.chief.supervisor import Supervisor
+from framework.engine.protocol import Chunk
+from framework.engine.record import CONSUMED, DROPPED_NEWEST, DROPPED_OLDEST, LEFT_GLOBAL, LEFT_LOCAL, NO_STAMP
+from framework.errors import WorkerFailed
+
+HOUSEKEEPING_S = 0.05
+"""How often the chief samples depth, checks its workers and refreshes progress while idle."""
+TAKE_CHUNK_ITEMS = 1024
+"""Most items asked of one get_many: bounds how long one call can overrun the run's end."""
+
+
+class Intake:
+    """Takes from the design's consumer end and records what it takes."""
+
+    def __init__(self, consumer: Any, recorder: Any, books: Books, supervisor: Supervisor, forward_batch: int,
+                 drain_timeout_s: float, echo: Callable[[str], None] | None = None) -> None:
+        self.consumer = consumer
+        self.items = recorder
+        self.books = books
+        self.supervisor = supervisor
+        self.forward_batch = forward_batch
+        self.drain_timeout_s = drain_timeout_s
+        self.echo = echo
+        """Called with a line per consumed item (the original program printed them); None = silent."""
+        self.held: list = []
+        """Messages received but not yet taken: the rest of a chunk the rule did not ask for."""
+        self.interrupted: Callable[[], bool] = lambda: False
+        self.round = 0
+
+    def receive(self, max_items: int, state: int, stamp_consumed: bool) -> list:
+        """One get_many: record at most ``max_items`` items (tuples or chunks) and handle the
+        messages; return the item-bearing messages; raise queue.Empty if nothing came."""
+        if self.held:
+            batch, self.held = self.held, []
+        else:
+            # A message may be a chunk of forward_batch items: ask for about enough of them.
+            batch = self.consumer.get_many(max(1, -(-max_items // self.forward_batch)), timeout=HOUSEKEEPING_S)
+        stamp = time.monotonic_ns() if stamp_consumed else NO_STAMP
+        items, chunks, others, room = [], [], [], max_items
+        for i, message in enumerate(batch):
+            kind = type(message)
+            if kind is tuple or kind is Chunk:
+                if room == 0:
+                    self.held = batch[i:]  # the rule asked for no more: keep them queued
+                    break
+                if kind is tuple:
+                    items.append(message)
+                    room -= 1
+                elif len(message) <= room:
+                    chunks.append(message)
+                    room -= len(message)
+                else:
+                    head, tail = message.split(room)
+                    chunks.append(head)
+                    room = 0
+                    self.held = [tail, *batch[i + 1:]]
+                    break
+            else:
+                others.append(message)
+        # Record first, and handle every message before raising: a failure under
+        # on_failure=abort must not cost the messages that came with it.
+        self.items.add(items, stamp, state)
+        if chunks:
+            self.items.add_chunks(chunks, stamp, state)
+        failure = None
+        for message in others:
+            try:
+                self.handle_message(message)
+            except WorkerFailed as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return [*items, *chunks]
+
+    def handle_message(self, message: Any) -> None:
+        if type(message) is protocol.EndOfStream:
+            if message.dropped:
+                w = message.worker
+                self.items.add([(w, seq, created, NO_STAMP, float("nan")) for seq, created in message.dropped],
+                               NO_STAMP, DROPPED_NEWEST)
+            self.supervisor.end_of_stream(message)
+        elif type(message) is protocol.Leftovers:
+            self.items.add(message.items, NO_STAMP, LEFT_LOCAL)
+        else:
+            raise TypeError(f"unexpected message on the global queue: {type(message).__name__}")
+
+    def await_arrival(self, until_ns: int) -> None:
+        """Wait in the design's own get (no busy loop) for the next message, at most until ``until_ns``.
+
+        What arrives is held, not taken: it stays on the global queue for the chief's rule. One
+        message per call, so the chief never reads ahead more than the threshold's worth (a
+        design's own backpressure, such as a full pipe, keeps working)."""
+        timeout = (until_ns - time.monotonic_ns()) / 1e9
+        if timeout <= 0:
+            return
+        try:
+            self.held.extend(self.consumer.get_many(1, timeout=timeout))
+        except queue.Empty:
+            pass
+
+    def take(self, n: int, end_ns: int | None) -> None:
+        """Take ``n`` items the counters say were forwarded (they may still be in flight);
+        stop early at ``end_ns``, so a long drain cannot stretch ``run.duration_s``."""
+        got = 0
+        deadline = time.monotonic() + self.drain_timeout_s
+        while got < n and (end_ns is None or time.monotonic_ns() < end_ns):
+            if self.interrupted():
+                break  # the loop raises at its next safe point; what was taken is recorded
+            try:
+                received = self.receive(min(n - got, TAKE_CHUNK_ITEMS), CONSUMED, True)
+            except queue.Empty:
+                self.supervisor.check_workers(time.monotonic_ns())
+                if time.monotonic() > deadline:
+                    if self.supervisor.failures:
+                        # A dead worker's last puts never left its process (a feeder thread's
+                        # buffer, a half-written message): they are lost in transit.
+                        self.books.in_transit_lost += n - got
+                        break
+                    raise WorkerFailed(f"{n - got} forwarded items did not arrive within "
+                                       f"run.drain_timeout_s={self.drain_timeout_s}") from None
+                continue
+            got += count_items(received)
+            if self.echo is not None and received:
+                for w, seq, _, _, value in as_tuples(received):
+                    self.echo(f"[chief] round {self.round}: took {value!r:.40} (worker {w}, seq {seq})")
+            # At once, not after the take: the rest of it may be waiting for that room.
+            self.release()
+        self.books.publish_taken()
+
+    def release(self) -> None:
+        """Nothing taken is referred to any more: a design that lent views may reuse their room
+        (what is held for the next take keeps its room)."""
+        if not self.held:
+            self.consumer.release()
+
+    def evict(self, bound: int) -> None:
+        """queue.on_full=drop_oldest: remove the oldest items past the bound."""
+        excess = self.books.global_depth() - bound
+        while excess > 0:
+            try:
+                excess -= count_items(self.receive(min(excess, TAKE_CHUNK_ITEMS), DROPPED_OLDEST, False))
+                self.release()
+            except queue.Empty:
+                break
+        self.books.publish_taken()
+
+    def drain(self, check_interrupts: Callable[[], None]) -> None:
+        """Step 3 of the shutdown protocol: take everything left until each worker's EndOfStream.
+
+        The timeout counts from the last message received: a long backlog that keeps
+        flowing is drained to the end, a silent worker is given up on.
+        """
+        supervisor = self.supervisor
+        deadline = time.monotonic() + self.drain_timeout_s
+        while supervisor.awaiting_eos and time.monotonic() < deadline:
+            check_interrupts()  # one more Ctrl-C while stopping: stop at once
+            try:
+                self.receive(1 << 16, LEFT_GLOBAL, False)
+                self.release()
+                deadline = time.monotonic() + self.drain_timeout_s
+            except queue.Empty:
+                if supervisor.all_exited():
+                    break  # whoever has not reported is dead: nothing more will come
+            except WorkerFailed:
+                pass  # a failure reported while stopping is recorded; keep draining the others
+        while self.held:  # received, never taken: still on the global queue at the stop
+            self.receive(1 << 30, LEFT_GLOBAL, False)
+        supervisor.silent_workers()
+
+
+def count_items(messages: list) -> int:
+    """Items in a list of item tuples and chunks."""
+    return sum(1 if type(m) is tuple else len(m) for m in messages)
+
+
+def as_tuples(messages: list) -> list[tuple]:
+    return [t for m in messages for t in ([m] if type(m) is tuple else m.tuples())]

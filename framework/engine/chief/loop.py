@@ -1,0 +1,246 @@
+"""The chief's check loop and one run from start to stop (see the package docstring for the protocol)."""
+
+from __future__ import annotations
+
+import gc
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from framework import hygiene
+from framework.config.schema import Config
+from framework.config.validate import item_bound, message_bytes, resolve_design
+from framework.engine import protocol
+from framework.engine.backends import open_backend
+from framework.engine.chief.books import Books, Notes
+from framework.engine.chief.intake import HOUSEKEEPING_S, Intake
+from framework.engine.chief.interrupts import Interrupts, in_main_thread
+from framework.engine.chief.progress import Progress
+from framework.engine.chief.supervisor import JOIN_TIMEOUT_S, Supervisor
+from framework.engine.record import STATES, ItemRecorder
+from framework.errors import RunInterrupted, WorkerFailed
+from framework.payloads.base import item_nbytes, value_reader
+from framework.queues.base import QueueSettings
+
+TELL_WRITING_ITEMS = 1_000_000
+"""From this many recorded items on, the chief says it is writing them (that takes seconds)."""
+
+
+@dataclass
+class RawRun:
+    """What the chief measured, before any figure is computed."""
+
+    items: pd.DataFrame
+    depth: pd.DataFrame
+    t0_ns: int
+    t_end_ns: int
+    status: str
+    produced: dict[int, int]
+    forwarded: dict[int, int]
+    processes: list[dict]
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    rounds: int = 0
+    exit_code: int = 0
+    failures: list[dict] = field(default_factory=list)
+    """One entry per worker failure: worker, incarnation, kind, time_s, detail, action."""
+    dead_local: list[tuple[int, int, int]] = field(default_factory=list)
+    """(worker, first, end): seqs [first, end) were in a dead worker's local queue."""
+    blocked_s: dict[int, float] = field(default_factory=dict)
+    restarts: dict[int, int] = field(default_factory=dict)
+    memory: list[tuple] = field(default_factory=list)
+    """(t_ns, role, worker, pid, rss_bytes) samples."""
+
+
+class Chief:
+    """The main process's side of one run: its parts, and the check loop that drives them."""
+
+    def __init__(self, spec: Config, design: Any, backend: Any, echo: Callable[[str], None]) -> None:
+        self.spec = spec
+        self.design = design
+        self.n = spec.workers.count
+        self.bound = item_bound(spec)
+        self.interrupts = Interrupts()
+        self.notes = Notes()
+        self.recorder = ItemRecorder(value_reader(spec.payload))
+        control = backend.control_block(protocol.HEADER_SLOTS + self.n * protocol.WORKER_SLOTS)
+        self.books = Books(control, self.n, self.recorder, spec.run.depth_sample_s)
+        self.supervisor = Supervisor(spec, design, backend, self.books, self.notes, self.interrupts, self.bound,
+                                     item_nbytes(spec.payload))
+        self.rounds_limit = spec.chief.rounds if (spec.run.duration_s is None and spec.run.items is None) else None
+        self.progress = Progress(spec.run.progress, self.rounds_limit)
+        print_items = spec.run.print_items if spec.run.print_items is not None else spec.chief.interval_s > 0
+
+        def echo_item(line: str) -> None:
+            self.progress.clear()
+            echo(line)
+
+        self.echo_item = echo_item if print_items else None
+        self.intake: Intake | None = None
+        self.t0 = 0
+        self.rounds = 0
+        self.stop_count = 0
+        """Interrupts seen when the stop began: one more means stop at once."""
+
+    def open_intake(self, consumer: Any) -> Intake:
+        intake = Intake(consumer, self.recorder, self.books, self.supervisor, self.spec.workers.forward_batch,
+                        self.spec.run.drain_timeout_s, self.echo_item)
+        intake.interrupted = lambda: self.interrupts.count > 0
+        self.intake = intake
+        return intake
+
+    def housekeeping(self, now: int) -> None:
+        """Every HOUSEKEEPING_S: Ctrl-C, the workers' health, depth and memory samples, progress."""
+        self.interrupts.check()
+        self.supervisor.check_workers(now)
+        self.books.sample_depth(now)
+        self.supervisor.sample_memory(now)
+        self.progress.update(now, self.t0, self.rounds, sum(self.books.produced()), self.recorder.consumed,
+                             len(self.supervisor.failures))
+
+    def loop(self) -> None:
+        """The check loop of the original program, generalised; returns when the run is over."""
+        s, books, intake, supervisor = self.spec, self.books, self.intake, self.supervisor
+        interval_ns = int(s.chief.interval_s * 1e9)
+        threshold, take_batch = s.chief.global_threshold, s.chief.take_batch
+        end_ns = None if s.run.duration_s is None else self.t0 + int(s.run.duration_s * 1e9)
+        items_target = s.run.items
+        evict = self.bound is not None and s.queue.on_full == "drop_oldest"
+        delay_s = s.faults.chief_delay_s
+        housekeeping_ns = int(HOUSEKEEPING_S * 1e9)
+        now_ns = time.monotonic_ns
+        next_check = self.t0  # the original checks at once, then every interval
+        next_housekeeping = self.t0
+        books.sample_depth(self.t0, force=True)
+        while True:
+            now = now_ns()
+            if now >= next_housekeeping:
+                next_housekeeping = now + housekeeping_ns
+                self.housekeeping(now)
+                if evict:
+                    intake.evict(self.bound)
+                if end_ns is not None and now >= end_ns:
+                    return
+                if items_target is not None and min(
+                        p for w, p in enumerate(books.produced()) if w not in supervisor.dead) >= items_target:
+                    return
+            if interval_ns:
+                if now < next_check:
+                    time.sleep(max(0, min(next_check, next_housekeeping) - now) / 1e9)
+                    continue
+                next_check += interval_ns
+            if evict:
+                intake.evict(self.bound)
+            if delay_s:
+                time.sleep(delay_s)
+            depth = books.global_depth()
+            if depth > threshold:
+                intake.round = self.rounds
+                intake.take(depth if take_batch == 0 else min(take_batch, depth), end_ns)
+            elif not interval_ns:
+                # Checking "at once" must not mean spinning on the counters: sleep in the design
+                # until something arrives (or housekeeping is due).
+                intake.await_arrival(next_housekeeping)
+            self.rounds += 1
+            if interval_ns:
+                books.sample_depth(now_ns(), force=True)
+            if self.rounds_limit is not None and self.rounds >= self.rounds_limit:
+                return
+
+    def raw_run(self, status: str, exit_code: int, t_end: int, cpu0: float) -> RawRun:
+        books, supervisor, notes = self.books, self.supervisor, self.notes
+        return RawRun(items=self.recorder.frame(), depth=books.depth.frame(self.t0), t0_ns=self.t0, t_end_ns=t_end,
+                      status=status, produced=dict(enumerate(books.produced())),
+                      forwarded=dict(enumerate(books.forwarded())),
+                      processes=supervisor.process_rows(self.t0, cpu0), errors=notes.errors,
+                      warnings=notes.warnings, rounds=self.rounds, exit_code=exit_code, failures=supervisor.failures,
+                      dead_local=books.dead_local, blocked_s=books.blocked_s(),
+                      restarts=dict(enumerate(supervisor.restarts)), memory=supervisor.memory)
+
+
+def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
+    """Run the chief/worker system once; always reaps every process and closes the design."""
+    hygiene.remove_stale()
+    hygiene.claim_tempdir()
+    backend = open_backend(spec)
+    # The framework keeps the bound itself (in items, for every design), so the design is unbounded.
+    settings = QueueSettings(spec.queue.name, 0, spec.queue.buffer_bytes, message_bytes(spec))
+    design = None
+    try:
+        design = resolve_design(spec)(settings, spec.workers.count, backend.design_context)
+        chief = Chief(spec, design, backend, echo)
+    except BaseException:
+        # Before the main try below: release the design's segments and pipes, and the backend, here.
+        if design is not None:
+            design.close()
+        backend.close()
+        raise
+    supervisor, notes = chief.supervisor, chief.notes
+    status, exit_code, intake = "ok", 0, None
+    t_end = 0
+    cpu0 = time.process_time()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    main_thread = in_main_thread()
+    if main_thread:
+        for sig in previous:
+            signal.signal(sig, chief.interrupts)
+    # The cyclic collector paused for the run: the chief makes no cycles, and a full collection
+    # over millions of recorded rows stalled it for up to a second (measured with shm_ring).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        try:
+            supervisor.start()
+            consumer = design.consumer()
+            # The recorder keeps no payload, so a design may lend views instead of copies.
+            consumer.lend_views = True
+            intake = chief.open_intake(consumer)
+            chief.t0 = supervisor.t0 = time.monotonic_ns()
+            cpu0 = time.process_time()
+            chief.books.control[protocol.START_NS] = chief.t0
+            chief.loop()
+        except RunInterrupted as exc:
+            status, exit_code = "interrupted", exc.exit_code
+            notes.errors.append(f"interrupted by {exc}")
+        except WorkerFailed as exc:
+            status = "failed"
+            if not any(str(exc) in e for e in notes.errors):
+                notes.errors.append(str(exc))
+        t_end = time.monotonic_ns()
+        if chief.t0:
+            chief.books.sample_depth(t_end, force=True)
+        chief.books.control[protocol.STOP] = 1
+        chief.stop_count = chief.interrupts.count
+        chief.progress.clear()
+        try:
+            if intake is not None:
+                intake.drain(lambda: chief.interrupts.check(chief.stop_count + 1))
+                intake.consumer.finish(JOIN_TIMEOUT_S)
+            supervisor.reap(stop_count=chief.stop_count)
+            chief.interrupts.check(chief.stop_count + 1)
+        except RunInterrupted as exc:
+            # A second Ctrl-C: stop waiting, but still leave nothing behind.
+            status, exit_code = "interrupted", exc.exit_code
+            notes.errors.append(f"interrupted again by {exc} while stopping: workers killed")
+            supervisor.reap(hard=True)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+        chief.books.control[protocol.STOP] = 1
+        supervisor.reap(hard=True)
+        design.close()
+        supervisor.errors_channel.close()
+        backend.close()  # the Ray backend stops its actors (and an embedded Ray)
+        if main_thread:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    recorded = sum(chief.recorder.count(state) for state in range(len(STATES)))
+    if recorded >= TELL_WRITING_ITEMS:
+        # A few seconds per million rows follow (tables, figures, parquet): say so, so that a
+        # run stopped with Ctrl-C does not look hung.
+        echo(f"[chief] stopped; writing the records of {recorded:,} items...")
+    return chief.raw_run(status, exit_code, t_end, cpu0)

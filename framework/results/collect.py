@@ -1,0 +1,231 @@
+"""``collect``: every job of a sweep directory (or one run directory) gathered into one table.
+
+Reads result files only (see ``framework.layout``). Idempotent: it rewrites the same tables from the
+same job directories, after a crash or a killed sweep too, and lists the grid points that have no
+result yet.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from framework.layout import JOB_FILE, MULTIRUN_FILE, RESULTS_TABLE, SUMMARY_FILE, SUMMARY_TABLE, job_dirs, run_dirs
+from framework.results.io import atomic_write
+from framework.results.stats import aggregate
+from framework.sweep.grid import expected_jobs, grid_points, load_yaml, sweep_command
+
+# Summary keys that do not become columns (lists of rows; the text ones are joined into `error`, `warning`).
+_NOT_COLUMNS = ("processes", "per_worker", "errors", "warnings", "failures", "memory")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (int, float, str, bool)) or value is None else text
+
+
+def override_items(overrides: Sequence[str]) -> dict[str, Any]:
+    """``["queue=pipe", "+experiment=x", "workers.count=4"]`` -> {"queue": "pipe", "experiment": "x", ...}."""
+    items = {}
+    for o in overrides:
+        if "=" not in o or o.startswith("~"):
+            continue
+        key, value = o.split("=", 1)
+        key = key.lstrip("+")
+        if key.startswith("hydra.") or key.startswith("hydra/"):
+            continue
+        items[key] = _parse_value(value)
+    return items
+
+
+def job_complete(job_dir: Path) -> bool:
+    """The job finished (not running, not interrupted) and every repeat has a summary.json."""
+    info = _read_json(job_dir / JOB_FILE)
+    if info is not None and info.get("status") in ("running", "interrupted"):
+        return False
+    return all((d / SUMMARY_FILE).exists() for _, d in run_dirs(job_dir))
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _flatten(summary: dict[str, Any]) -> dict[str, Any]:
+    flat = pd.json_normalize({k: v for k, v in summary.items() if k not in _NOT_COLUMNS}, sep=".")
+    row = flat.iloc[0].to_dict() if len(flat) else {}
+    return {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in row.items()}
+
+
+def job_rows(job_dir: Path, base: Path, job: int) -> list[dict[str, Any]]:
+    """One row per complete repeat of a job directory."""
+    info = _read_json(job_dir / JOB_FILE) or {}
+    overrides = info.get("overrides")
+    hydra_overrides = job_dir / ".hydra" / "overrides.yaml"
+    if overrides is None and hydra_overrides.exists():
+        overrides = list(load_yaml(hydra_overrides))
+    keys = override_items(overrides or [])
+    rows = []
+    for repeat, run_dir in run_dirs(job_dir):
+        summary = _read_json(run_dir / SUMMARY_FILE)
+        if summary is None:
+            continue
+        row: dict[str, Any] = {"job": job, "repeat": repeat,
+                               "directory": str(run_dir.relative_to(base)) if run_dir != base else "."}
+        row.update(keys)
+        row["status"] = summary.get("status")
+        row["error"] = "\n".join(summary.get("errors") or [])
+        row["warning"] = "\n".join(summary.get("warnings") or [])
+        row.update(_flatten(summary))
+        row["metadata.launcher"] = info.get("launcher", "none")
+        row["metadata.concurrent_jobs"] = int(info.get("concurrent_jobs", 1))
+        row["objective"] = info.get("objective")
+        row["feasible"] = info.get("feasible")
+        rows.append(row)
+    return rows
+
+
+def _sanitize(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns that parquet and CSV both hold, and that read back equal: mixed object columns become
+    text, flags become nullable booleans, and a missing text is None."""
+    def missing(v: Any) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v))
+
+    for col in df.columns:
+        if df[col].dtype == object:
+            kinds = {type(v) for v in df[col] if not missing(v)}
+            if kinds and kinds <= {bool}:
+                df[col] = df[col].map(lambda v: None if missing(v) else v).astype("boolean")
+            elif len(kinds) > 1 or (kinds and not kinds <= {str}):
+                df[col] = df[col].map(lambda v: None if missing(v) else str(v))
+            else:
+                df[col] = df[col].map(lambda v: None if missing(v) else v)
+    return df
+
+
+@dataclass
+class Collected:
+    """What ``collect`` found in a sweep directory."""
+
+    table: pd.DataFrame
+    """One row per job and repeat: the swept keys, status, error, every summary figure (flattened)."""
+    summary: pd.DataFrame
+    """One row per configuration: median, 95 % CI and spread of throughput (``framework.results.stats.aggregate``)."""
+    keys: list[str]
+    """The swept keys (columns of both tables)."""
+    missing: list[list[str]] = field(default_factory=list)
+    """Grid points (their overrides) with no complete result yet."""
+    expected: int | None = None
+    """Jobs the sweep was to run, when known."""
+    command: str | None = None
+    """The command that launched the sweep."""
+    directory: Path | None = None
+
+
+def collect(directory: str | os.PathLike, write: bool = True) -> Collected:
+    """Gather every job of a sweep directory (or one run directory) into one table.
+
+    Reads only result files. Idempotent: it rewrites the same tables from the same job
+    directories. Lists the grid points that have no complete result yet.
+    """
+    base = Path(directory)
+    if not base.is_dir():
+        raise FileNotFoundError(f"{str(base)!r} is not a directory: give a sweep directory (outputs/sweeps/...) "
+                                f"or a run directory")
+    multirun = base / MULTIRUN_FILE
+    mcfg = load_yaml(multirun) if multirun.exists() else None
+    jobs = job_dirs(base)
+    rows: list[dict[str, Any]] = []
+    done: set[int] = set()
+    if jobs:
+        for job_dir in jobs:
+            job_rows_ = job_rows(job_dir, base, int(job_dir.name))
+            rows.extend(job_rows_)
+            if job_rows_ and job_complete(job_dir):
+                done.add(int(job_dir.name))
+    elif (base / SUMMARY_FILE).exists() or any(base.glob("repeat-*/summary.json")):
+        rows.extend(job_rows(base, base, 0))
+        done.add(0)
+    elif mcfg is None:
+        raise FileNotFoundError(f"{str(base)!r} holds no job directories, multirun.yaml or summary.json: it is not "
+                                f"a chiefbench sweep or run directory")
+    points = grid_points(mcfg) if mcfg is not None else None
+    if points is not None:
+        missing = [p for i, p in enumerate(points) if i not in done]
+        expected = len(points)
+    else:
+        missing = [list((_read_json(d / JOB_FILE) or {}).get("overrides") or [d.name]) for d in jobs
+                   if int(d.name) not in done]
+        expected = expected_jobs(mcfg) if mcfg is not None else None
+    table = _sanitize(pd.DataFrame(rows))
+    keys = swept_keys(table, points)
+    table.attrs["chiefbench"] = {"keys": keys, "command": sweep_command(mcfg) if mcfg is not None else None}
+    summary = aggregate(table, keys)
+    collected = Collected(table=table, summary=summary, keys=keys, missing=missing, expected=expected,
+                          command=table.attrs["chiefbench"]["command"], directory=base)
+    if write and len(table):
+        write_tables(collected, base)
+    return collected
+
+
+def swept_keys(table: pd.DataFrame, points: list[list[str]] | None) -> list[str]:
+    """The override keys that vary across the sweep's grid (or across its rows)."""
+    if points:
+        values: dict[str, set[str]] = {}
+        for p in points:
+            for k, v in override_items(p).items():
+                values.setdefault(k, set()).add(repr(v))
+        return [k for k, v in values.items() if len(v) > 1]
+    if table.empty:
+        return []
+    override_cols = [c for c in table.columns if c not in ("job", "repeat", "directory") and not _is_figure(c)]
+    return [c for c in override_cols if table[c].astype(str).nunique() > 1]
+
+
+_FIGURE_PREFIXES = ("status", "error", "warning", "counts.", "window.", "latency_ms.", "stability.", "metadata.",
+                    "config.", "throughput_", "rerun_command", "exit_code", "schema_version", "item_bytes", "rounds",
+                    "objective", "feasible", "blocked_s", "memory", "failures", "transitions")
+
+
+def _is_figure(column: str) -> bool:
+    return column.startswith(_FIGURE_PREFIXES)
+
+
+def write_tables(collected: Collected, directory: Path) -> None:
+    """sweep_results.parquet/.csv and sweep_summary.parquet/.csv, each written atomically."""
+    for name, df in ((RESULTS_TABLE, collected.table), (SUMMARY_TABLE, collected.summary)):
+        df = df.copy()
+        df.attrs = dict(collected.table.attrs)
+        atomic_write(directory / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+        atomic_write(directory / f"{name}.csv", lambda p, df=df: df.to_csv(p, index=False))
+
+
+def best_job(table: pd.DataFrame) -> dict[str, Any] | None:
+    """The feasible job with the largest objective (None when no job succeeded)."""
+    if table.empty or "objective" not in table:
+        return None
+    jobs = table.drop_duplicates("job")
+    jobs = jobs[pd.to_numeric(jobs["objective"], errors="coerce").notna()]
+    if "feasible" in jobs:
+        jobs = jobs[jobs["feasible"].astype(str) != "False"]
+    if jobs.empty:
+        return None
+    row = jobs.loc[pd.to_numeric(jobs["objective"]).idxmax()]
+    return {"job": int(row["job"]), "objective": float(row["objective"]),
+            "overrides": [f"{k}={row[k]}" for k in table.attrs.get("chiefbench", {}).get("keys", []) if k in row],
+            "directory": str(Path(row["directory"]).parts[0]) if row["directory"] != "." else "."}
+
+

@@ -1,0 +1,2 @@
+"""Sweeps: ``job`` (one job of a multirun), ``grid`` (the sweep's grid from multirun.yaml), ``callback``
+(``GatherResults``: progress, then one table, a comparison and a report)."""
