@@ -160,21 +160,25 @@ def _freqs_mhz() -> tuple[list[float], float | None, float | None]:
 
 
 def _children_pids(pid: int) -> list[int] | None:
-    """Direct children of pid from /proc/<pid>/task/*/children (cheap), or None where unavailable."""
+    """Direct children of pid from /proc/<pid>/task/*/children (cheap: no scan of every process).
+
+    [] for a process that has gone; None where the kernel has no such files (no /proc, or
+    CONFIG_PROC_CHILDREN off): the caller then asks psutil, which scans every process.
+    """
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return None
+        return [] if os.path.isdir("/proc/self/task") else None
     out: list[int] = []
     for tid in tasks:
         try:
             with open(f"/proc/{pid}/task/{tid}/children") as f:
                 out.extend(int(c) for c in f.read().split())
         except FileNotFoundError:
-            if tid == str(pid):
-                return None  # the kernel has no children files (CONFIG_PROC_CHILDREN off)
-        except OSError:
-            continue
+            if tid == str(pid) and os.path.isdir(f"/proc/{pid}/task/{tid}"):
+                return None  # the thread is there but not its children file: the kernel lacks them
+        except (OSError, ValueError):
+            continue  # a thread that ended while we read
     return out
 
 
@@ -205,6 +209,20 @@ def _affinity(pid: int) -> set[int] | None:
             return set(psutil.Process(pid).cpu_affinity())
         except Exception:  # noqa: BLE001 - not supported on macOS
             return None
+
+
+def _create_time_now() -> float:
+    """Now, on the clock psutil's create_time() uses.
+
+    On Linux that clock is the boot time from /proc/stat (whole seconds) plus the process's start in
+    ticks since boot, so it can be up to a second away from time.time(); boot time + /proc/uptime is
+    on the same clock. Elsewhere, time.time().
+    """
+    try:
+        with open("/proc/uptime") as f:
+            return psutil.boot_time() + float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return time.time()
 
 
 def _pct(part: float | None, whole: float | None) -> float | None:
@@ -244,7 +262,7 @@ class NoiseSampler:
         self._freq_seen: list[float] = []
         self._freq_last: list[float] = []
         self._freq_at = -math.inf
-        self._wall_start = time.time()
+        self._wall_start = _create_time_now()
 
     # -- sampling the run's processes -------------------------------------------------------------
 
