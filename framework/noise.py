@@ -262,7 +262,7 @@ class NoiseSampler:
         self._freq_seen: list[float] = []
         self._freq_last: list[float] = []
         self._freq_at = -math.inf
-        self._wall_start = _create_time_now()
+        self._start_on_create_clock = _create_time_now()
 
     # -- sampling the run's processes -------------------------------------------------------------
 
@@ -297,7 +297,7 @@ class NoiseSampler:
                 self._procs.pop(pid, None)
                 continue
             if key not in self._base:
-                new_in_window = not at_start and key[1] >= self._wall_start - 1.0 / _TICKS_PER_S
+                new_in_window = not at_start and key[1] >= self._start_on_create_clock - 1.0 / _TICKS_PER_S
                 self._base[key] = 0.0 if new_in_window else cpu
                 aff = _affinity(pid)
                 if aff is None:
