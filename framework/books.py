@@ -13,7 +13,7 @@ Data flow::
             |  sort rows by (worker, state, seq): one np.lexsort per block
             |  runs of consecutive seqs: np.diff(seq) == 1  ->  [start, end) ranges
             v
-    per (worker, state): pending ranges --compact every COMPACT_EVERY adds--> sorted ranges,
+    per (worker, state): pending ranges --compact every COMPACT_EVERY_ADDS adds--> sorted ranges,
                          touching ranges joined (overlaps kept apart: they are duplicates)
             v
     check(produced={worker: n})  -- sweep over all states' ranges of a worker (numpy) -->
@@ -51,8 +51,8 @@ STATE_CODES = {name: code for code, name in enumerate(STATES)}
 SEQS_SHOWN = 10
 """How many missing / duplicated / unexpected seqs a per-worker row names."""
 
-COMPACT_EVERY = 256
-"""Pending ranges of one (worker, state) that trigger a compaction (sort and join)."""
+COMPACT_EVERY_ADDS = 256
+"""Adds to one (worker, state) after which its pending ranges are compacted (sorted and joined)."""
 
 _EMPTY = np.empty(0, dtype=np.int64)
 
@@ -107,7 +107,7 @@ class _Ranges:
         self.pending_starts.append(starts)
         self.pending_ends.append(ends)
         self.pending += 1
-        if self.pending >= COMPACT_EVERY:
+        if self.pending >= COMPACT_EVERY_ADDS:
             self.compact()
 
     def compact(self) -> tuple[np.ndarray, np.ndarray]:

@@ -197,7 +197,11 @@ class ColumnStream:
     def append(self, columns: dict[str, np.ndarray]) -> None:
         """Queue one block (dict name -> 1-D array, one per schema field); copies nothing.
 
-        The caller gives up the arrays: mutating them afterwards corrupts the table.
+        The caller gives up the arrays: mutating them afterwards corrupts the table. An array
+        of another dtype than its field is cast by the writer, safely: a value that does not
+        fit (an int64 beyond int32, a fraction into an integer) fails the writer, which the
+        next append() or close() raises. Rows appended but not closed into a part are lost if
+        the process exits without close() (the writer is a daemon thread).
         """
         if self._error is not None:
             self._raise_error()

@@ -56,7 +56,8 @@ def test_parts_read_back_as_one_table_in_order(tmp_path):
     assert [p.name for p in parts][:2] == ["part-000000.parquet", "part-000001.parquet"]
     assert all(pq.read_metadata(p).num_rows <= 2500 for p in parts)
     assert len(parts) >= 5  # 12k rows in parts of at most 2.5k
-    expected = pd.DataFrame({k: np.concatenate([block(i * 1000, 1000, i % 3)[k] for i in range(12)]) for k in ITEMS.names})
+    blocks = [block(i * 1000, 1000, i % 3) for i in range(12)]
+    expected = pd.DataFrame({k: np.concatenate([b[k] for b in blocks]) for k in ITEMS.names})
     got = read_table(path)
     pd.testing.assert_frame_equal(got, expected, check_dtype=True)
     # pandas and pyarrow read the directory as one table too (part names sort in part order).
