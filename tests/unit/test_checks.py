@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from framework import checks
-from framework.checks import (BIMODAL_MIN_GROUP, BIMODAL_MIN_REL_GAP, LITTLE_TOLERANCE, TREND_MIN_CHANGE,
+from framework.results import checks
+from framework.results.checks import (BIMODAL_MIN_GROUP, BIMODAL_MIN_REL_GAP, LITTLE_TOLERANCE, TREND_MIN_CHANGE,
                               TREND_MIN_VALUES, bimodal, littles_law, littles_law_warning, repeat_warnings, trend)
 
 BASE = 1000.0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from framework.latency import (
+from framework.results.latency import (
     HIGHEST_NS,
     LOWEST_NS,
     NO_STAMP,

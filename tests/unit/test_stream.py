@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from framework.stream import ColumnStream, StreamError, part_paths, read_table
+from framework.results.stream import ColumnStream, StreamError, part_paths, read_table
 
 ITEMS = pa.schema(
     [
@@ -163,7 +163,7 @@ CHILD = textwrap.dedent(
     import sys, time
     import numpy as np
     sys.path.insert(0, {repo!r})
-    from framework.stream import ColumnStream
+    from framework.results.stream import ColumnStream
     from tests.unit.test_stream import ITEMS, block
     s = ColumnStream({path!r}, ITEMS)
     n = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from framework.books import STATE_CODES, STATES, SeqBooks, join_touching, runs
+from framework.results.seqbooks import STATE_CODES, STATES, SeqBooks, join_touching, runs
 
 
 def test_runs_and_join_touching():
