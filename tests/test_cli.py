@@ -48,7 +48,8 @@ def test_default_output_directory_is_under_outputs_and_unique(tmp_path):
 
 @pytest.mark.parametrize("override, key", [
     ("workers.count=-3", "workers.count"),
-    ("queue.name=nope", "queue"),
+    ("queue.name=nope", "queue.name"),
+    ("queue._target_=nope.Nope", "queue._target_"),
     ("run.start_method=threads", "run.start_method"),
 ])
 def test_bad_config_is_one_paragraph_and_exit_2(tmp_path, override, key):

@@ -63,12 +63,20 @@ def to_spec(cfg: Config | DictConfig) -> Config:
     if spec.run.seed is None:
         spec.run.seed = int.from_bytes(os.urandom(8), "little")
     design = resolve_design(spec)
-    if not spec.queue.name:
-        spec.queue.name = getattr(design, "name", None) or target_name(design)
-    if not getattr(spec.payload, "name", None):
-        spec.payload.name = payload_kind(spec.payload).name
+    spec.queue.name = _label("queue", spec.queue.name, getattr(design, "name", None) or target_name(design))
+    spec.payload.name = _label("payload", getattr(spec.payload, "name", None), payload_kind(spec.payload).name)
     validate(spec)
     return spec
+
+
+def _label(group: str, given: str | None, own: str) -> str:
+    """A design's or payload's label: its own name; one given in the config must agree with it (a label that
+    names another design would mislabel every result)."""
+    _require(given in (None, "", own), f"{group}.name", given,
+             f"is only the label of the {group} chosen, and that {group} is {own} ({group}._target_ picks it)",
+             f"choose a {group} with `{group}=<option>` (e.g. `{group}={'pipe' if group == 'queue' else 'array'}`) "
+             f"or `{group}._target_=my_pkg.Name`, and leave {group}.name unset")
+    return own
 
 
 def _payload_kind(payload: Any) -> PayloadKind:
