@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +43,17 @@ OUR_SHM_MARKERS = ("chiefbench",)
 until their owner object is collected; tests/test_system.py checks them after real runs."""
 
 
+_SHM_OWNER = re.compile(r"chiefbench-[a-z]+-(\d+)-")
+
+
+def _owner_gone_or_us(name: str) -> bool:
+    match = _SHM_OWNER.search(name)
+    if match is None:
+        return True
+    pid = int(match.group(1))
+    return pid == os.getpid() or not hygiene._alive(pid)
+
+
 def temp_entries() -> set[str]:
     tmp = Path(tempfile.gettempdir())
     return {p.name for p in tmp.iterdir() if p.name.startswith(OUR_TEMP_PREFIXES)}
@@ -63,7 +76,10 @@ def no_leftover_processes():
     for p in left:
         p.kill()
     assert not left, f"processes left behind: {[(p.pid, p.name()) for p in left]}"
-    assert not shm_entries() - shm_before, f"shared-memory segments left: {shm_entries() - shm_before}"
+    # A segment is ours when its creator (named in it) is this process or has died: segments of other
+    # live processes (a test run in another checkout) are theirs to clean.
+    left_shm = {n for n in shm_entries() - shm_before if _owner_gone_or_us(n)}
+    assert not left_shm, f"shared-memory segments left: {left_shm}"
     leaked = {n for n in temp_entries() - temp_before
               if not n.startswith("chiefbench-rescue-") and not hygiene._alive(int(n.split("-")[1]))}
     assert not leaked, f"temporary directories left: {leaked}"
