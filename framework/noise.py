@@ -313,6 +313,11 @@ class NoiseSampler:
         self._freq_at = time.monotonic()
         return rated_min, rated_max
 
+    @property
+    def started(self) -> bool:
+        """Whether a window is open (``start()`` was called and ``stop()`` not yet)."""
+        return self._started
+
     def start(self) -> None:
         """Snapshot the machine and the run's processes: the window begins."""
         self._reset()  # a sampler can be reused: start forgets the previous window

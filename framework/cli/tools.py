@@ -43,11 +43,15 @@ def compare_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", default="throughput_items_per_s", help="column to compare (default: %(default)s)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
-                        help="compare even when the machines or the numbers of concurrent jobs differ")
+                        help="compare even when the machines, the numbers of concurrent jobs or the machine noise differ")
+    parser.add_argument("--normalised", action="store_true",
+                        help="compare the figures rescaled by each run's calibration (normalised.<metric>), not the "
+                             "raw ones")
     parser.add_argument("--csv", help="also write the comparison to this CSV file")
     args = parser.parse_args(argv)
     try:
-        result = compare(args.a, args.b, metric=args.metric, alpha=args.alpha, force=args.force)
+        result = compare(args.a, args.b, metric=args.metric, alpha=args.alpha, force=args.force,
+                         normalised=args.normalised)
     except ComparisonError as exc:
         print(f"chiefbench-compare: {exc}", file=sys.stderr)
         return 2

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,6 +33,15 @@ from framework.config.schema import (
     TransformConfig,
 )
 from framework.errors import ConfigError
+
+@dataclass
+class OrderedSweeperConf:
+    """``hydra/sweeper=chiefbench``: Hydra's basic sweeper, running repeats in ``run.order``."""
+
+    _target_: str = "hydra_plugins.chiefbench_sweeper.OrderedSweeper"
+    max_batch_size: Optional[int] = None
+    params: Optional[dict[str, str]] = None
+
 
 GROUPS = ("queue", "payload", "transform", "backend")
 """Config groups whose options are checked before Hydra sees them (Hydra's own answer is a traceback)."""
@@ -46,9 +58,16 @@ def conf_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "conf"
 
 
+SWEEPER_PLUGIN_PATH = Path(__file__).resolve().parents[1] / "sweep" / "plugin_path"
+"""Holds ``hydra_plugins/chiefbench_sweeper``: Hydra instantiates sweepers from that namespace only."""
+
+
 def register_configs() -> None:
-    """Register the schema in Hydra's ConfigStore and chiefbench's resolvers (idempotent)."""
+    """Register the schema in Hydra's ConfigStore, chiefbench's resolvers and its sweeper (idempotent)."""
     from hydra.core.config_store import ConfigStore
+
+    if str(SWEEPER_PLUGIN_PATH) not in sys.path:
+        sys.path.append(str(SWEEPER_PLUGIN_PATH))
 
     if not OmegaConf.has_resolver("chiefbench_pid"):
         # Cached: Hydra copies the launcher's resolver cache into every job's config, so jobs that run in
@@ -66,6 +85,7 @@ def register_configs() -> None:
     cs.store(group="queue", name="queue_schema", node=QueueConfig)
     cs.store(group="transform", name="transform_schema", node=TransformConfig)
     cs.store(group="backend", name="backend_schema", node=BackendConfig)
+    cs.store(group="hydra/sweeper", name="chiefbench", node=OrderedSweeperConf)
     for name, schema in PAYLOAD_SCHEMAS.items():
         cs.store(group="payload", name=f"{name}_schema", node=schema)
 

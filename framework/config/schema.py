@@ -75,7 +75,12 @@ class RunConfig:
     on_stop: str = "forward"
     """At stop, workers forward what their local queues hold (transformed) or keep it (sent back untransformed)."""
     repeats: int = 1
-    """Run the configuration this many times in one job (fresh processes, one after another); each is recorded."""
+    """Run the configuration this many times (fresh processes, one after another); each is recorded."""
+    order: str = "interleaved"
+    """In a sweep with repeats: grouped (each configuration's repeats together), interleaved (repeat k of every
+    configuration, then repeat k+1) or random (a shuffle seeded by run.seed)."""
+    repeat_index: Optional[int] = None
+    """Set by the sweeper under run.order=interleaved|random: this job runs only repeat k of its configuration."""
     timeout_s: Optional[float] = None
     """In a sweep, a repeat still running after this many seconds is stopped and recorded as failed; null = no limit."""
 

@@ -31,6 +31,7 @@ PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 ON_FAILURE = ("abort", "restart", "continue")
 ON_FULL = ("block", "drop_oldest", "drop_newest", "fail")
 ON_STOP = ("forward", "keep")
+RUN_ORDERS = ("grouped", "interleaved", "random")
 OBJECTIVE_METRICS = ("throughput_items_per_s", "throughput_mb_per_s", "transitions_per_s")
 MAX_WORK_US = 1_000_000
 """payload.work_us at most: one second of CPU per item."""
@@ -174,6 +175,11 @@ def validate(spec: Config) -> None:
              "must be a positive number of repeats", "e.g. `run.repeats=5` (5 or more for a significance test)")
     _require(r.timeout_s is None or (_finite(r.timeout_s) and r.timeout_s > 0), "run.timeout_s", r.timeout_s,
              "must be null or a positive number of seconds", "e.g. `run.timeout_s=60`")
+    _require(r.order in RUN_ORDERS, "run.order", r.order, f"must be one of {', '.join(RUN_ORDERS)}",
+             "e.g. `run.order=interleaved`")
+    _require(r.repeat_index is None or (isinstance(r.repeat_index, int) and 0 <= r.repeat_index < r.repeats),
+             "run.repeat_index", r.repeat_index, f"must be null or a repeat from 0 to run.repeats - 1 ({r.repeats - 1})",
+             "leave it unset: the sweeper sets it under run.order=interleaved|random")
     _require(r.on_stop in ON_STOP, "run.on_stop", r.on_stop, f"must be one of {', '.join(ON_STOP)}",
              "e.g. `run.on_stop=forward`")
     methods = multiprocessing.get_all_start_methods()

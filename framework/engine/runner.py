@@ -13,7 +13,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from framework.results import metrics
+from framework import noise
+from framework.results import checks, metrics
 from framework.config.hydra import compose
 from framework.config.schema import Config
 from framework.config.validate import item_bound, to_spec
@@ -61,6 +62,17 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
                         f"(run.duration_s) or shorten the warm-up (run.warmup_s).")
     nbytes = item_nbytes(spec.payload)
     rate = len(window) / seconds if seconds else None
+    calibration = dict(raw.calibration)
+    before, after = calibration.get("before"), calibration.get("after")
+    calibration["drift"] = noise.calibration_drift(before, after)
+    at_run = _mean_calibration(before, after)
+    warnings.extend(noise.noise_warnings(raw.machine_noise, before, after))
+    little = metrics.littles_law_on_global_queue(raw.items, raw.depth_area, start_ns, end_ns) \
+        if not raw.failures else None
+    little_warning = checks.littles_law_warning(little)
+    if little_warning:
+        warnings.append(little_warning)
+    units = _unit_figures(spec, rate, totals, len(window))
     return {
         "schema_version": SCHEMA_VERSION,
         "status": status,
@@ -74,7 +86,14 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         "throughput_items_per_s": rate,
         "throughput_mb_per_s": rate * nbytes / 1e6 if rate is not None else None,
         "item_bytes": nbytes,
-        **_unit_figures(spec, rate, totals, len(window)),
+        **units,
+        # The same figures as this machine would have given at the reference speed (framework.noise).
+        "normalised": {key: noise.normalised(value, at_run) for key, value in (
+            ("throughput_items_per_s", rate), ("throughput_mb_per_s", rate * nbytes / 1e6 if rate else None),
+            *((k, v) for k, v in units.items() if k.endswith("_per_s")))},
+        "machine_noise": raw.machine_noise,
+        "calibration": calibration,
+        "littles_law": little,
         "stability": stable,
         "failures": raw.failures,
         "blocked_s": {"total": sum(raw.blocked_s.values()), **{str(w): s for w, s in raw.blocked_s.items()}},
@@ -84,6 +103,14 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         "config": asdict(spec),
         "metadata": machine_metadata(spec.run.start_method),
     }
+
+
+def _mean_calibration(before: dict | None, after: dict | None) -> dict | None:
+    """What the machine could do during the run: the mean of the calibrations right before and after."""
+    runs = [c for c in (before, after) if c and c.get("cpu_ops_per_s")]
+    if not runs:
+        return None
+    return {"cpu_ops_per_s": sum(c["cpu_ops_per_s"] for c in runs) / len(runs)}
 
 
 def _unit_figures(spec: Config, rate: float | None, totals: dict[str, int], window_items: int) -> dict[str, Any]:

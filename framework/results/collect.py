@@ -22,6 +22,7 @@ from framework.layout import JOB_FILE, MULTIRUN_FILE, RESULTS_TABLE, SUMMARY_FIL
 from framework.results.io import atomic_write
 from framework.results.stats import aggregate
 from framework.sweep.grid import expected_jobs, grid_points, load_yaml, sweep_command
+from framework.sweep.order import REPEAT_INDEX_KEY
 
 # Summary keys that do not become columns (lists of rows; the text ones are joined into `error`, `warning`).
 _NOT_COLUMNS = ("processes", "per_worker", "errors", "warnings", "failures", "memory")
@@ -83,6 +84,8 @@ def job_rows(job_dir: Path, base: Path, job: int) -> list[dict[str, Any]]:
         summary = _read_json(run_dir / SUMMARY_FILE)
         if summary is None:
             continue
+        if info.get("repeat_index") is not None:
+            repeat = int(info["repeat_index"])  # one repeat per job (run.order=interleaved|random)
         row: dict[str, Any] = {"job": job, "repeat": repeat,
                                "directory": str(run_dir.relative_to(base)) if run_dir != base else "."}
         row.update(keys)
@@ -188,16 +191,18 @@ def swept_keys(table: pd.DataFrame, points: list[list[str]] | None) -> list[str]
         for p in points:
             for k, v in override_items(p).items():
                 values.setdefault(k, set()).add(repr(v))
-        return [k for k, v in values.items() if len(v) > 1]
+        return [k for k, v in values.items() if len(v) > 1 and k != REPEAT_INDEX_KEY]
     if table.empty:
         return []
-    override_cols = [c for c in table.columns if c not in ("job", "repeat", "directory") and not _is_figure(c)]
+    override_cols = [c for c in table.columns
+                     if c not in ("job", "repeat", "directory", REPEAT_INDEX_KEY) and not _is_figure(c)]
     return [c for c in override_cols if table[c].astype(str).nunique() > 1]
 
 
 _FIGURE_PREFIXES = ("status", "error", "warning", "counts.", "window.", "latency_ms.", "stability.", "metadata.",
                     "config.", "throughput_", "rerun_command", "exit_code", "schema_version", "item_bytes", "rounds",
-                    "objective", "feasible", "blocked_s", "memory", "failures", "transitions")
+                    "objective", "feasible", "blocked_s", "memory", "failures", "transitions", "normalised.",
+                    "machine_noise.", "calibration.", "littles_law.")
 
 
 def _is_figure(column: str) -> bool:

@@ -50,9 +50,33 @@ def _identity(table: pd.DataFrame, columns: tuple[str, ...] | str) -> set[Any]:
     return {tuple(str(v) for v in row) for row in table[present].drop_duplicates().itertuples(index=False)}
 
 
+NOISE_COLUMNS = ("machine_noise.steal_pct", "machine_noise.other_cpu_pct")
+"""What else the machine did while a run was measured (percent of the machine's CPU, see framework.noise)."""
+NOISE_DIFF_PCT = 10.0
+"""Two sides whose median steal + other-process CPU differ by more than this many points of the machine were
+measured under very different noise: the comparison would measure the machine, not the designs."""
+
+
+def noise_level(table: pd.DataFrame) -> float | None:
+    """The median share of the machine taken by steal and other processes over a table's ok runs (percent)."""
+    ok = table[table["status"] == "ok"] if "status" in table.columns else table
+    present = [c for c in NOISE_COLUMNS if c in ok.columns]
+    if not present or ok.empty:
+        return None
+    total = sum(pd.to_numeric(ok[c], errors="coerce").fillna(0.0) for c in present)
+    return float(total.median())
+
+
 def check_comparable(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
     """Reasons why a and b were measured under different conditions (empty when comparable)."""
     problems = []
+    na, nb = noise_level(a), noise_level(b)
+    if na is not None and nb is not None and abs(na - nb) > NOISE_DIFF_PCT:
+        problems.append(f"the sides were measured under very different noise: steal and other processes took "
+                        f"{na:.0f}% of the machine during A's runs (median) and {nb:.0f}% during B's, a difference "
+                        f"over NOISE_DIFF_PCT={NOISE_DIFF_PCT:.0f} points; measure the noisier side again on a "
+                        f"quieter machine, or compare the normalised figures (--normalised), which correct for the "
+                        f"machine's speed but not for the contention")
     for what, cols, fix in (("machines", MACHINE_COLUMNS, "run both sweeps on the same machine"),
                             ("numbers of concurrent jobs", CONCURRENCY_COLUMN,
                              "run both with the same launcher settings (benchmarks: the basic launcher, 1 job)")):
@@ -96,6 +120,7 @@ def _labels(table: pd.DataFrame, keys: list[str]) -> pd.Series:
 
 def _direction(metric: str, b_higher: bool) -> str:
     """The verdict's word: throughput up is faster, latency up is slower, anything else higher or lower."""
+    metric = metric.removeprefix("normalised.")
     if metric.startswith("throughput"):
         return "faster" if b_higher else "slower"
     if metric.startswith("latency") or metric.endswith("_ms"):
@@ -104,13 +129,23 @@ def _direction(metric: str, b_higher: bool) -> str:
 
 
 def compare(a: str | os.PathLike | pd.DataFrame, b: str | os.PathLike | pd.DataFrame, metric: str = METRIC,
-            alpha: float = 0.05, force: bool = False) -> pd.DataFrame:
+            alpha: float = 0.05, force: bool = False, normalised: bool = False) -> pd.DataFrame:
     """For each configuration present in both A and B: medians, ratio B/A and a Mann-Whitney U test.
 
-    Raises ``ComparisonError`` when the tables come from different machines or were measured under a
-    different number of concurrent jobs, unless ``force=True``.
+    ``normalised=True`` compares the figures rescaled by each run's calibration (``normalised.<metric>``:
+    what the machine would have given at the reference speed) instead of the raw ones.
+    Raises ``ComparisonError`` when the tables come from different machines, were measured under a
+    different number of concurrent jobs or under very different noise, unless ``force=True``.
     """
     ta, tb = load_table(a), load_table(b)
+    raw_metric = metric
+    if normalised:
+        metric = f"normalised.{metric}"
+        missing = [side for side, t in (("A", ta), ("B", tb)) if metric not in t.columns]
+        if missing:
+            raise ComparisonError(f"no {metric} column in {' and '.join(missing)}: those results carry no "
+                                  f"calibration. Fix: compare the raw figures (without --normalised), or measure "
+                                  f"again with this version of chiefbench")
     problems = check_comparable(ta, tb)
     if problems and not force:
         raise ComparisonError("Not comparable: " + "; ".join(problems) + ". Fix: measure again under the same "
@@ -140,7 +175,9 @@ def compare(a: str | os.PathLike | pd.DataFrame, b: str | os.PathLike | pd.DataF
                      "verdict": verdict})
     out = pd.DataFrame(rows, columns=["configuration", "n_a", "n_b", "median_a", "median_b", "ratio", "p_value",
                                       "significant", "verdict"])
-    out.attrs["chiefbench"] = {"metric": metric, "alpha": alpha, "keys": keys, "forced_despite": problems}
+    out.attrs["chiefbench"] = {"metric": metric, "figures": "normalised" if normalised else "raw",
+                               "raw_metric": raw_metric, "alpha": alpha, "keys": keys, "forced_despite": problems,
+                               "noise_pct": {"A": noise_level(ta), "B": noise_level(tb)}}
     return out
 
 
@@ -150,8 +187,13 @@ def format_compare(result: pd.DataFrame) -> str:
     if result.empty:
         return "no configuration is present (with an ok run) in both A and B"
     width = max(len("configuration"), *(len(c) for c in result["configuration"]))
+    noise = meta.get("noise_pct") or {}
+    noise_text = ", ".join(f"{side} {value:.0f}%" for side, value in noise.items() if value is not None)
     lines = [f"{meta.get('metric', METRIC)}: B relative to A (Mann-Whitney U, two-sided, alpha "
-             f"{meta.get('alpha', 0.05)})",
+             f"{meta.get('alpha', 0.05)}); {meta.get('figures', 'raw')} figures"
+             + (" (rescaled by each run's calibration to the reference machine)" if meta.get("figures") == "normalised"
+                else " (as measured; --normalised rescales them by each run's calibration)"),
+             *([f"machine noise (median steal + other processes): {noise_text}"] if noise_text else []),
              f"{'configuration':<{width}}  {'median A':>12}  {'median B':>12}  {'B/A':>6}  {'p':>7}  verdict"]
     for _, r in result.iterrows():
         p = "-" if math.isnan(r["p_value"]) else f"{r['p_value']:.3f}"

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from framework.results import checks
+
 STAGES = {
     "local_wait": ("created_ns", "forwarded_ns"),
     "global_wait": ("forwarded_ns", "consumed_ns"),
@@ -149,3 +151,28 @@ def memory_summary(samples: list[tuple]) -> list[dict[str, Any]]:
         rows.append({"role": role, "worker": int(worker), "pid": int(pid), "samples": int(rss.size),
                      "rss_first_bytes": int(rss[0]), "rss_last_bytes": int(rss[-1]), "rss_peak_bytes": int(rss.max())})
     return rows
+
+
+def littles_law_on_global_queue(items: pd.DataFrame, depth_area: list[tuple[int, float]], start_ns: int,
+                                end_ns: int) -> dict[str, Any] | None:
+    """Little's law on the global queue over the measured window: the chief's observed time-averaged depth
+    (from its counters, integrated at every check) against arrival rate x mean time in the queue from the
+    items' own stamps (``framework.results.checks.littles_law``). Items still queued at the end count with
+    their time inside the window. None where the stamps cannot say when an item left (evicted items under
+    drop_oldest) or nothing was observed."""
+    if end_ns <= start_ns or len(depth_area) < 2:
+        return None
+    states = items["state"].astype(str).to_numpy()
+    if (states == "dropped_oldest").any():
+        return None
+    queued = np.isin(states, ("consumed", "left_global"))
+    fwd = items["forwarded_ns"].to_numpy(dtype=np.float64, na_value=np.nan)[queued]
+    con = items["consumed_ns"].to_numpy(dtype=np.float64, na_value=np.nan)[queued]
+    con[states[queued] == "left_global"] = np.nan
+    known = ~np.isnan(fwd)
+    area = np.asarray(depth_area, dtype=np.float64)
+    t, a = area[:, 0], area[:, 1]
+    dt = np.diff(t)
+    keep = dt > 0
+    mean_depth = np.diff(a)[keep] / dt[keep]  # the time-averaged depth from each sample to the next
+    return checks.littles_law(t[:-1][keep], mean_depth, fwd[known], con[known], start_ns, end_ns)

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom
 
+from framework.results import checks
+
 METRIC = "throughput_items_per_s"
 CV_WARN = 0.10
 """A coefficient of variation (std dev / mean) over this is called out as a large spread."""
@@ -67,6 +69,11 @@ def _numbers(df: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(df[column], errors="coerce").dropna()
 
 
+def _median(df: pd.DataFrame, column: str) -> float:
+    values = _numbers(df, column)
+    return float(values.median()) if len(values) else math.nan
+
+
 def aggregate(table: pd.DataFrame, keys: list[str] | None = None, metric: str = METRIC) -> pd.DataFrame:
     """One row per configuration (the values of ``keys``): runs, ok, median, 95 % CI, mean, std, cv.
 
@@ -75,7 +82,8 @@ def aggregate(table: pd.DataFrame, keys: list[str] | None = None, metric: str = 
     if keys is None:
         keys = list(table.attrs.get("chiefbench", {}).get("keys", []))
     cols = ["configuration", *keys, "runs", "ok", "failed", "median", "ci_low", "ci_high", "ci_level", "mean",
-            "std", "cv", "mb_per_s_median", "p99_ms_median", "warning"]
+            "std", "cv", "normalised_median", "normalised_cv", "mb_per_s_median", "p99_ms_median",
+            "steal_pct_median", "other_cpu_pct_median", "warning"]
     if table.empty or metric not in table.columns:
         return pd.DataFrame(columns=cols)
     keys = [k for k in keys if k in table.columns]
@@ -83,14 +91,19 @@ def aggregate(table: pd.DataFrame, keys: list[str] | None = None, metric: str = 
     out = []
     for _, g in groups:
         ok = g[g["status"] == "ok"]
+        if {"job", "repeat"} <= set(ok.columns):
+            ok = ok.sort_values(["job", "repeat"], kind="stable")  # run order: the drift checks need it
         x = pd.to_numeric(ok[metric], errors="coerce").dropna().to_numpy()
+        nx = _numbers(ok, f"normalised.{metric}").to_numpy()
         low, high, level = median_ci(x)
         mean = float(np.mean(x)) if len(x) else math.nan
         std = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
         cv = std / mean if len(x) > 1 and mean else math.nan
         p99 = _numbers(ok, "latency_ms.end_to_end.p99_ms")
         mbs = _numbers(ok, "throughput_mb_per_s")
-        warning = spread_advice(cv) if not math.isnan(cv) and cv > CV_WARN else ""
+        warnings = [spread_advice(cv)] if not math.isnan(cv) and cv > CV_WARN else []
+        warnings += checks.repeat_warnings(x, metric)
+        warning = "; ".join(warnings)
         if len(x) == 0:
             warning = "no ok run: see the error column of sweep_results"
         elif float(np.median(x)) == 0:
@@ -100,7 +113,11 @@ def aggregate(table: pd.DataFrame, keys: list[str] | None = None, metric: str = 
         out.append({"configuration": _label(first, keys), **{k: first[k] for k in keys}, "runs": len(g),
                     "ok": len(x), "failed": int(len(g) - len(ok)), "median": float(np.median(x)) if len(x) else math.nan,
                     "ci_low": low, "ci_high": high, "ci_level": level, "mean": mean, "std": std, "cv": cv,
+                    "normalised_median": float(np.median(nx)) if len(nx) else math.nan,
+                    "normalised_cv": float(np.std(nx, ddof=1) / np.mean(nx)) if len(nx) > 1 and np.mean(nx) else math.nan,
                     "mb_per_s_median": float(mbs.median()) if len(mbs) else math.nan,
+                    "steal_pct_median": _median(ok, "machine_noise.steal_pct"),
+                    "other_cpu_pct_median": _median(ok, "machine_noise.other_cpu_pct"),
                     "p99_ms_median": float(p99.median()) if len(p99) else math.nan,
                     "warning": warning})
     return pd.DataFrame(out, columns=cols)

@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from framework.config.hydra import conf_dir, register_configs
+from framework.sweep.order import order_jobs
 
 
 def load_yaml(path: Path) -> Any:
@@ -26,9 +27,10 @@ def sweep_command(multirun_cfg: Any) -> str:
 
 
 def grid_points(multirun_cfg: Any) -> list[list[str]] | None:
-    """Every job's overrides, in job order, for Hydra's basic sweeper; None for other sweepers (searches)."""
+    """Every job's overrides, in job order, for the basic and ordered sweepers; None for others (searches)."""
     sweeper = multirun_cfg.hydra.get("sweeper", {})
-    if "BasicSweeper" not in str(sweeper.get("_target_", "")):
+    target = str(sweeper.get("_target_", ""))
+    if "BasicSweeper" not in target and "OrderedSweeper" not in target:
         return None
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -45,7 +47,11 @@ def grid_points(multirun_cfg: Any) -> list[list[str]] | None:
         batches = BasicSweeper.split_arguments(overrides, None)
     except Exception:  # a sweep syntax we cannot expand here: no grid, jobs are still gathered
         return None
-    return [list(job) for chunk in batches for job in chunk]
+    jobs = [list(job) for chunk in batches for job in chunk]
+    if "OrderedSweeper" not in target:
+        return jobs
+    run = multirun_cfg.get("run") or {}
+    return order_jobs(jobs, int(run.get("repeats") or 1), str(run.get("order") or "grouped"), run.get("seed"))
 
 
 def expected_jobs(multirun_cfg: Any) -> int | None:

@@ -158,9 +158,12 @@ def run_job(cfg: Any, output_dir: str | os.PathLike, overrides: Sequence[str], j
         _write_json(out / JOB_FILE, info)
         return math.nan
     info["repeats"] = spec.run.repeats
+    one = spec.run.repeat_index  # an interleaved or random sweep: this job is one repeat of its configuration
+    if one is not None:
+        info["repeat_index"] = one
     summaries = []
-    for k in range(spec.run.repeats):
-        run_dir = out if spec.run.repeats == 1 else out / REPEAT_DIR.format(k)
+    for k in range(spec.run.repeats) if one is None else [one]:
+        run_dir = out if spec.run.repeats == 1 or one is not None else out / REPEAT_DIR.format(k)
         try:
             result = _execute_with_timeout(execute, spec, run_dir, overrides)
         except Exception:  # a crash is a row too, and the sweep goes on

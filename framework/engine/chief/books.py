@@ -40,6 +40,12 @@ class Books:
         self.depth = DepthRecorder(n_workers)
         self.sample_ns = int(depth_sample_s * 1e9)
         self._last_sample_ns = 0
+        self._area = 0.0
+        self._area_t = 0
+        self._area_depth = 0
+        self.area: list[tuple[int, float]] = []
+        """(t_ns, integral of the global depth from t0 to t_ns, in item x ns), one per depth sample: the
+        time-averaged depth between two samples, observed at every check (see ``observe``)."""
 
     def counter(self, field: int) -> list[int]:
         """One counter of every worker (PRODUCED, FORWARDED, DROPPED, HEARTBEAT_NS, READY, BLOCKED_NS)."""
@@ -77,11 +83,20 @@ class Books:
         if end > first:
             self.dead_local.append((w, first, end))
 
+    def observe(self, now: int, depth: int) -> None:
+        """Integrate the global depth over time (trapezoids between the chief's observations, which it
+        makes at every check): the run's own L for Little's law, denser than the depth samples."""
+        if self._area_t:
+            self._area += (self._area_depth + depth) * 0.5 * (now - self._area_t)
+        self._area_t, self._area_depth = now, depth
+
     def sample_depth(self, now: int, force: bool = False) -> None:
         if force or now - self._last_sample_ns >= self.sample_ns:
             produced, forwarded, dropped = self.produced(), self.forwarded(), self.counter(protocol.DROPPED)
-            self.depth.add(now, sum(forwarded) - self.taken(),
-                           [p - f - d for p, f, d in zip(produced, forwarded, dropped)])
+            depth = sum(forwarded) - self.taken()
+            self.observe(now, depth)
+            self.depth.add(now, depth, [p - f - d for p, f, d in zip(produced, forwarded, dropped)])
+            self.area.append((now, self._area))
             self._last_sample_ns = now
 
     def blocked_s(self) -> dict[int, float]:

@@ -23,6 +23,7 @@ from framework.engine.chief.progress import Progress
 from framework.engine.chief.supervisor import JOIN_TIMEOUT_S, Supervisor
 from framework.engine.record import STATES, ItemRecorder
 from framework.errors import RunInterrupted, WorkerFailed
+from framework.noise import NoiseSampler, calibrate, own_pids
 from framework.payloads.base import item_nbytes, value_reader
 from framework.queues.base import QueueSettings
 
@@ -54,6 +55,12 @@ class RawRun:
     restarts: dict[int, int] = field(default_factory=dict)
     memory: list[tuple] = field(default_factory=list)
     """(t_ns, role, worker, pid, rss_bytes) samples."""
+    depth_area: list[tuple[int, float]] = field(default_factory=list)
+    """(t_ns, integral of the global depth since t0 in item x ns) at each depth sample."""
+    machine_noise: dict[str, Any] | None = None
+    """What else the machine did over the measured window (``framework.noise.NoiseSampler``)."""
+    calibration: dict[str, Any] = field(default_factory=dict)
+    """``before`` and ``after``: the reference workload timed right before and right after the run."""
 
 
 class Chief:
@@ -81,6 +88,9 @@ class Chief:
 
         self.echo_item = echo_item if print_items else None
         self.intake: Intake | None = None
+        self.noise = NoiseSampler(self.run_pids)
+        self.noise_from_ns = 0
+        """When the measured window starts (after the warm-up): the noise sampler starts then."""
         self.t0 = 0
         self.rounds = 0
         self.stop_count = 0
@@ -93,8 +103,19 @@ class Chief:
         self.intake = intake
         return intake
 
+    def run_pids(self) -> list[int]:
+        """The run's processes: the chief, its children (workers, a manager) and every worker handle's pid."""
+        pids = set(own_pids())
+        pids.update(p.pid for p in self.supervisor.all_processes() if p.pid)
+        return sorted(pids)
+
     def housekeeping(self, now: int) -> None:
-        """Every HOUSEKEEPING_S: Ctrl-C, the workers' health, depth and memory samples, progress."""
+        """Every HOUSEKEEPING_S: Ctrl-C, the workers' health, depth, memory and noise samples, progress."""
+        if now >= self.noise_from_ns:
+            if self.noise.started:
+                self.noise.sample()
+            else:
+                self.noise.start()
         self.interrupts.check()
         self.supervisor.check_workers(now)
         self.books.sample_depth(now)
@@ -138,9 +159,11 @@ class Chief:
             if delay_s:
                 time.sleep(delay_s)
             depth = books.global_depth()
+            books.observe(now_ns(), depth)
             if depth > threshold:
                 intake.round = self.rounds
                 intake.take(depth if take_batch == 0 else min(take_batch, depth), end_ns)
+                books.observe(now_ns(), books.global_depth())
             elif not interval_ns:
                 # Checking "at once" must not mean spinning on the counters: sleep in the design
                 # until something arrives (or housekeeping is due).
@@ -159,7 +182,8 @@ class Chief:
                       processes=supervisor.process_rows(self.t0, cpu0), errors=notes.errors,
                       warnings=notes.warnings, rounds=self.rounds, exit_code=exit_code, failures=supervisor.failures,
                       dead_local=books.dead_local, blocked_s=books.blocked_s(),
-                      restarts=dict(enumerate(supervisor.restarts)), memory=supervisor.memory)
+                      restarts=dict(enumerate(supervisor.restarts)), memory=supervisor.memory,
+                      depth_area=books.area)
 
 
 def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
@@ -181,6 +205,9 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
         raise
     supervisor, notes = chief.supervisor, chief.notes
     status, exit_code, intake = "ok", 0, None
+    machine_noise = None
+    # The reference workload right before the workers start: what the machine could do at that moment.
+    calibration = {"before": calibrate()}
     t_end = 0
     cpu0 = time.process_time()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -200,6 +227,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
             consumer.lend_views = True
             intake = chief.open_intake(consumer)
             chief.t0 = supervisor.t0 = time.monotonic_ns()
+            chief.noise_from_ns = chief.t0 + int(spec.run.warmup_s * 1e9)
             cpu0 = time.process_time()
             chief.books.control[protocol.START_NS] = chief.t0
             chief.loop()
@@ -213,6 +241,8 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
         t_end = time.monotonic_ns()
         if chief.t0:
             chief.books.sample_depth(t_end, force=True)
+        if chief.noise.started:
+            machine_noise = chief.noise.stop()
         chief.books.control[protocol.STOP] = 1
         chief.stop_count = chief.interrupts.count
         chief.progress.clear()
@@ -238,9 +268,12 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
         if main_thread:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+    calibration["after"] = calibrate()  # every worker is gone: the machine as the run left it
     recorded = sum(chief.recorder.count(state) for state in range(len(STATES)))
     if recorded >= TELL_WRITING_ITEMS:
         # A few seconds per million rows follow (tables, figures, parquet): say so, so that a
         # run stopped with Ctrl-C does not look hung.
         echo(f"[chief] stopped; writing the records of {recorded:,} items...")
-    return chief.raw_run(status, exit_code, t_end, cpu0)
+    raw = chief.raw_run(status, exit_code, t_end, cpu0)
+    raw.machine_noise, raw.calibration = machine_noise, calibration
+    return raw
