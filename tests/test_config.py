@@ -60,7 +60,7 @@ def test_null_seed_is_replaced_by_recorded_entropy():
         ("run.items=0", "run.items", "positive"),
         ("run.start_method=thread", "run.start_method", "start methods"),
         ("run.on_stop=drop", "run.on_stop", "forward"),
-        ("queue.name=carrier_pigeon", "queue", "mp_queue"),
+        ("queue.name=carrier_pigeon", "queue.name", "mp_queue"),
         ("queue.maxsize=-1", "queue.maxsize", "0 (unbounded)"),
         ("queue.on_full=explode", "queue.on_full", "drop_oldest"),
         ("queue.max_bytes=4", "queue.max_bytes", "larger than the queue's whole capacity"),

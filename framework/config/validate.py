@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from framework.config.hydra import group_options
 from framework.config.rules import finite as _finite
 from framework.config.rules import require as _require
 from framework.config.schema import Config
@@ -73,10 +74,13 @@ def to_spec(cfg: Config | DictConfig) -> Config:
 def _label(group: str, given: str | None, own: str) -> str:
     """A design's or payload's label: its own name; one given in the config must agree with it (a label that
     names another design would mislabel every result)."""
-    _require(given in (None, "", own), f"{group}.name", given,
+    if given in (None, "", own):
+        return own
+    options = ", ".join(group_options(group))
+    _require(False, f"{group}.name", given,
              f"is only the label of the {group} chosen, and that {group} is {own} ({group}._target_ picks it)",
-             f"choose a {group} with `{group}=<option>` (e.g. `{group}={'pipe' if group == 'queue' else 'array'}`) "
-             f"or `{group}._target_=my_pkg.Name`, and leave {group}.name unset")
+             f"choose a {group} with `{group}=<option>` (one of {options}) or `{group}._target_=my_pkg.Name`, and "
+             f"leave {group}.name unset")
     return own
 
 

@@ -219,16 +219,24 @@ def write_tables(collected: Collected, directory: Path) -> None:
 
 
 def best_job(table: pd.DataFrame) -> dict[str, Any] | None:
-    """The feasible job with the largest objective (None when no job succeeded)."""
+    """The feasible configuration with the largest objective, as one of its jobs (None when no job succeeded).
+
+    A configuration's objective is the median over its jobs: one job per configuration (grouped repeats),
+    or one per repeat (run.order=interleaved|random)."""
     if table.empty or "objective" not in table:
         return None
-    jobs = table.drop_duplicates("job")
-    jobs = jobs[pd.to_numeric(jobs["objective"], errors="coerce").notna()]
+    jobs = table.drop_duplicates("job").copy()
+    jobs["objective"] = pd.to_numeric(jobs["objective"], errors="coerce")
+    jobs = jobs[jobs["objective"].notna()]
     if "feasible" in jobs:
         jobs = jobs[jobs["feasible"].astype(str) != "False"]
     if jobs.empty:
         return None
-    row = jobs.loc[pd.to_numeric(jobs["objective"]).idxmax()]
+    keys = [k for k in table.attrs.get("chiefbench", {}).get("keys", []) if k in jobs.columns]
+    if keys:
+        medians = jobs.groupby(keys, sort=False, dropna=False)["objective"].transform("median")
+        jobs = jobs.assign(objective=medians)
+    row = jobs.loc[jobs["objective"].idxmax()]
     return {"job": int(row["job"]), "objective": float(row["objective"]),
             "overrides": [f"{k}={row[k]}" for k in table.attrs.get("chiefbench", {}).get("keys", []) if k in row],
             "directory": str(Path(row["directory"]).parts[0]) if row["directory"] != "." else "."}

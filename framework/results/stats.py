@@ -127,7 +127,7 @@ def format_aggregate(summary: pd.DataFrame, keys: list[str] | None = None) -> st
     """The per-configuration table printed at the end of a sweep."""
     width = max([len("configuration"), *(len(str(c)) for c in summary["configuration"])])
     lines = [f"{'configuration':<{width}}  {'ok':>5}  {'items/s (median)':>16}  {'95% CI':>23}  {'cv':>5}  "
-             f"{'MB/s':>9}  {'e2e p99 ms':>10}"]
+             f"{'MB/s':>9}  {'e2e p99 ms':>10}  {'noise':>6}"]
     notes = []
     for _, r in summary.iterrows():
         ci = "-" if math.isnan(r["ci_low"]) or r["ci_level"] == 0 else f"{r['ci_low']:,.0f} .. {r['ci_high']:,.0f}"
@@ -137,10 +137,16 @@ def format_aggregate(summary: pd.DataFrame, keys: list[str] | None = None) -> st
         med = "-" if math.isnan(r["median"]) else f"{r['median']:,.1f}"
         mbs = "-" if math.isnan(r["mb_per_s_median"]) else f"{r['mb_per_s_median']:,.3f}"
         p99 = "-" if math.isnan(r["p99_ms_median"]) else f"{r['p99_ms_median']:,.3f}"
+        noise = sum(v for v in (r.get("steal_pct_median"), r.get("other_cpu_pct_median"))
+                    if v is not None and not math.isnan(v)) if "other_cpu_pct_median" in r else math.nan
+        noise_text = "-" if math.isnan(r.get("other_cpu_pct_median", math.nan)) else f"{noise:.0f}%"
         lines.append(f"{r['configuration']:<{width}}  {r['ok']:>2}/{r['runs']:<2}  {med:>16}  {ci:>23}  {cv:>5}  "
-                     f"{mbs:>9}  {p99:>10}")
+                     f"{mbs:>9}  {p99:>10}  {noise_text:>6}")
         if r["warning"]:
             notes.append(f"warning: {r['configuration']}: {r['warning']}")
+    if "other_cpu_pct_median" in summary and summary["other_cpu_pct_median"].notna().any():
+        notes.append("noise: the median share of the machine that steal and other processes took during the "
+                     "configuration's runs (see machine_noise in each summary.json)")
     if any(0 < lv < 0.95 for lv in summary["ci_level"].dropna()):
         notes.append("* fewer than 6 ok repeats: the interval is [min, max], whose confidence is below 95 % "
                      "(75 % for 3 repeats). Use run.repeats=6 or more for a 95 % interval.")

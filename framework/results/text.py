@@ -23,6 +23,15 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"throughput    {rate:,.1f} items/s  {mbs:,.3f} MB/s"
                      f"{'' if steps is None else f'  {steps:,.0f} transitions/s'}"
                      f"  over {summary['window']['seconds']:.2f} s")
+    noise = summary.get("machine_noise") or {}
+    if noise:
+        def pct(key: str) -> str:
+            return "-" if noise.get(key) is None else f"{noise[key]:.1f}%"
+
+        normalised = (summary.get("normalised") or {}).get("throughput_items_per_s")
+        lines.append(f"machine       steal {pct('steal_pct')}  other processes {pct('other_cpu_pct')}  "
+                     f"load {noise.get('load_avg') if noise.get('load_avg') is None else round(noise['load_avg'], 2)}"
+                     + ("" if normalised is None else f"  normalised {normalised:,.1f} items/s"))
     lines.append("latency (ms)  " + "stage".ljust(12) + "".join(f"{h:>10}" for h in ("p50", "p95", "p99", "max")))
     for stage, row in summary["latency_ms"].items():
         cells = "".join(f"{row[k]:>10.3f}" if row[k] is not None else f"{'-':>10}"

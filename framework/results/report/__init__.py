@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
+from framework.noise import OTHER_CPU_WARN_PCT, STEAL_WARN_PCT
 from framework.layout import ITEMS_FILE, MULTIRUN_FILE, REPEAT_DIR, REPORT_FILE, SUMMARY_FILE
 from framework.results.collect import collect
 from framework.results.report import figures as F
@@ -169,6 +170,14 @@ def _run_report(run_dir: Path, target: Path) -> Path:
                                                                                  "config", "errors", "warnings")}))
     if summary.get("processes"):
         page.table(pd.DataFrame(summary["processes"]), "processes")
+    page.heading("Machine noise")
+    page.para("How much of the machine the run had (framework.noise): CPU steal, other processes' CPU (in % of "
+              "every core's time over the measured window), the load average; the reference workload right before "
+              "and after the run, and Little's law checked on the global queue.")
+    page.table(_metadata_table({"machine_noise": summary.get("machine_noise") or {},
+                                "calibration": summary.get("calibration") or {},
+                                "normalised": summary.get("normalised") or {},
+                                "littles_law": summary.get("littles_law") or {}}))
     page.heading("Config")
     page.table(_metadata_table(cfg), "resolved config")
     page.pre(summary.get("rerun_command", ""))
@@ -193,6 +202,21 @@ def _sweeper_params(base: Path) -> str:
 _MAIN_COLUMNS = ("throughput_items_per_s", "throughput_mb_per_s", "transitions_per_s",
                  "latency_ms.end_to_end.p50_ms", "latency_ms.end_to_end.p99_ms", "window.seconds", "window.items",
                  "stability.unstable")
+
+
+NOISE_COLUMNS = ("machine_noise.steal_pct", "machine_noise.other_cpu_pct", "machine_noise.load_avg",
+                 "calibration.drift.cpu_ops_per_s", "littles_law.relative_error")
+"""The sweep table's columns that say how much of the machine each run had."""
+
+
+def _noisy_runs(table: pd.DataFrame) -> int:
+    """Runs over the noise thresholds of framework.noise (steal or other processes' CPU)."""
+    noisy = pd.Series(False, index=table.index)
+    for column, limit in (("machine_noise.steal_pct", STEAL_WARN_PCT), ("machine_noise.other_cpu_pct",
+                                                                          OTHER_CPU_WARN_PCT)):
+        if column in table:
+            noisy |= pd.to_numeric(table[column], errors="coerce").fillna(0) > limit
+    return int(noisy.sum())
 
 
 def _sweep_report(base: Path, target: Path, depth_run: str | None, collected: Any) -> Path:
@@ -221,6 +245,12 @@ def _sweep_report(base: Path, target: Path, depth_run: str | None, collected: An
     for _, r in table[table["status"] != "ok"].drop_duplicates("job").iterrows():
         lines = (r["error"] or r["status"]).strip().splitlines()
         page.para(f"job {r['job']} {r['status']}: {lines[-1] if lines else ''}", "failed")
+    noisy = _noisy_runs(table)
+    if noisy:
+        page.para(f"warning: {noisy} of {len(table)} runs were measured while CPU steal or other processes took a "
+                  f"large share of the machine (over {STEAL_WARN_PCT:g}% steal or {OTHER_CPU_WARN_PCT:g}% other "
+                  f"processes; see Machine noise below). Their raw figures are low and noisy: measure again on a "
+                  f"quieter machine, or compare normalised figures (chiefbench-compare --normalised).", "warning")
     if c.missing:
         page.para(f"{len(c.missing)} grid point(s) have no result yet: "
                   + "; ".join(" ".join(p) for p in c.missing[:10]), "warning")
@@ -267,6 +297,14 @@ def _sweep_report(base: Path, target: Path, depth_run: str | None, collected: An
     cols = ["job", "repeat", *keys, "status", *[m for m in _MAIN_COLUMNS if m in table], "directory"]
     page.table(table[[col for col in dict.fromkeys(cols) if col in table]])
     page.table(table, "the full table (every column of sweep_results)")
+    page.heading("Machine noise")
+    page.para("How much of the machine each run had: CPU steal (another virtual machine), other processes' CPU "
+              "(both in % of every core's time over the measured window), the load average, and the reference "
+              "workload timed right before and after the run. The normalised figure rescales the raw one to the "
+              "reference machine's speed (framework.noise).")
+    noise_cols = ["job", "repeat", *keys, "throughput_items_per_s", f"normalised.throughput_items_per_s",
+                  *NOISE_COLUMNS]
+    page.table(table[[col for col in dict.fromkeys(noise_cols) if col in table]], "noise per run")
     page.heading("Machine")
     meta_cols = [col for col in table.columns if col.startswith("metadata.")]
     first = table.iloc[0]
