@@ -43,9 +43,10 @@ class Books:
         self._area = 0.0
         self._area_t = 0
         self._area_depth = 0
+        self._last_area_ns = 0
         self.area: list[tuple[int, float]] = []
-        """(t_ns, integral of the global depth from t0 to t_ns, in item x ns), one per depth sample: the
-        time-averaged depth between two samples, observed at every check (see ``observe``)."""
+        """(t_ns, integral of the global depth from t0 to t_ns, in item x ns), at most one per depth_sample_s:
+        the time-averaged depth between two of them, observed at every check (see ``observe``)."""
 
     def counter(self, field: int) -> list[int]:
         """One counter of every worker (PRODUCED, FORWARDED, DROPPED, HEARTBEAT_NS, READY, BLOCKED_NS)."""
@@ -89,6 +90,9 @@ class Books:
         if self._area_t:
             self._area += (self._area_depth + depth) * 0.5 * (now - self._area_t)
         self._area_t, self._area_depth = now, depth
+        if now - self._last_area_ns >= self.sample_ns:  # dense enough at the window's edges, whatever a take lasts
+            self.area.append((now, self._area))
+            self._last_area_ns = now
 
     def sample_depth(self, now: int, force: bool = False) -> None:
         if force or now - self._last_sample_ns >= self.sample_ns:
@@ -96,7 +100,8 @@ class Books:
             depth = sum(forwarded) - self.taken()
             self.observe(now, depth)
             self.depth.add(now, depth, [p - f - d for p, f, d in zip(produced, forwarded, dropped)])
-            self.area.append((now, self._area))
+            if force and self.area and self.area[-1][0] != now:
+                self.area.append((now, self._area))  # the window's last edge (the stop) is always known
             self._last_sample_ns = now
 
     def blocked_s(self) -> dict[int, float]:

@@ -54,6 +54,12 @@ class Intake:
             # A message may be a chunk of forward_batch items: ask for about enough of them.
             batch = self.consumer.get_many(max(1, -(-max_items // self.forward_batch)), timeout=HOUSEKEEPING_S)
         stamp = time.monotonic_ns() if stamp_consumed else NO_STAMP
+        books = self.books
+        if stamp_consumed:
+            # The depth peaks now (received, not yet recorded) and drops by what is taken at this stamp:
+            # observing both edges of that sawtooth keeps the time-averaged depth unbiased (Little's law).
+            peak = books.global_depth()
+            books.observe(stamp, peak)
         items, chunks, others, room = [], [], [], max_items
         for i, message in enumerate(batch):
             kind = type(message)
@@ -80,6 +86,8 @@ class Intake:
         self.items.add(items, stamp, state)
         if chunks:
             self.items.add_chunks(chunks, stamp, state)
+        if stamp_consumed:
+            books.observe(stamp, peak - len(items) - sum(len(c) for c in chunks))
         failure = None
         for message in others:
             try:
@@ -127,7 +135,9 @@ class Intake:
             try:
                 received = self.receive(min(n - got, TAKE_CHUNK_ITEMS), CONSUMED, True)
             except queue.Empty:
-                self.supervisor.check_workers(time.monotonic_ns())
+                now = time.monotonic_ns()
+                self.books.observe(now, self.books.global_depth())  # counted forwarded, not arrived yet
+                self.supervisor.check_workers(now)
                 if time.monotonic() > deadline:
                     if self.supervisor.failures:
                         # A dead worker's last puts never left its process (a feeder thread's

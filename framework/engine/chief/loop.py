@@ -163,7 +163,6 @@ class Chief:
             if depth > threshold:
                 intake.round = self.rounds
                 intake.take(depth if take_batch == 0 else min(take_batch, depth), end_ns)
-                books.observe(now_ns(), books.global_depth())
             elif not interval_ns:
                 # Checking "at once" must not mean spinning on the counters: sleep in the design
                 # until something arrives (or housekeeping is due).
