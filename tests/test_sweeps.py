@@ -39,7 +39,8 @@ def sweep(tmp_path_factory):
     queue.maxsize=2 (not above chief.global_threshold=3) is invalid: those jobs must become failed rows.
     """
     root = tmp_path_factory.mktemp("sweep")
-    proc = chiefbench("-m", "queue=pipe,mp_queue", "queue.maxsize=0,2", "workers.count=1,2", "run.repeats=2", *TINY,
+    proc = chiefbench("-m", "queue=pipe,mp_queue", "queue.maxsize=0,2", "workers.count=1,2", "run.repeats=2",
+                      "run.order=grouped", *TINY,
                       f"hydra.sweep.dir={root / 'sweep'}", "hydra.callbacks.gather.report=false", cwd=root)
     return root / "sweep", proc
 

@@ -20,7 +20,7 @@ from framework.config.rules import require as _require
 from framework.config.schema import Config
 from framework.errors import ConfigError, DesignUnavailableError, UnknownDesignError
 from framework.payloads.base import PayloadKind, item_nbytes, item_units, kind_of_target, payload_kind
-from framework.plugins import target_name
+from framework.plugins import locate, target_name
 from framework.queues.base import QueueDesign, Sizes, design_class
 from framework.queues.catalog import designs
 
@@ -106,10 +106,13 @@ def resolve_design(spec: Config) -> type[QueueDesign]:
                           "pick a design, e.g. `queue=mp_queue`, or your own: `queue._target_=my_pkg.MyDesign`")
     try:
         return design_class(target)
-    except (UnknownDesignError, DesignUnavailableError) as exc:
+    except DesignUnavailableError as exc:  # a known design whose extra is missing: name it as users chose it
         rule, _, fix = str(exc).partition(" Fix: ")
-        raise ConfigError("queue" if spec.queue.name else "queue._target_", spec.queue.name or target,
-                          rule.rstrip("."), fix.rstrip(".") or "pick another design") from None
+        raise ConfigError("queue", getattr(locate(target), "name", None) or target, rule.rstrip("."),
+                          fix.rstrip(".") or "pick another design") from None
+    except UnknownDesignError as exc:
+        rule, _, fix = str(exc).partition(" Fix: ")
+        raise ConfigError("queue._target_", target, rule.rstrip("."), fix.rstrip(".") or "pick another design") from None
 
 
 MESSAGE_OVERHEAD_BYTES = 4096

@@ -225,6 +225,8 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
             # The recorder keeps no payload, so a design may lend views instead of copies.
             consumer.lend_views = True
             intake = chief.open_intake(consumer)
+            if not spec.run.warmup_s:
+                chief.noise.start()  # before the barrier opens: the first check must not wait for it
             chief.t0 = supervisor.t0 = time.monotonic_ns()
             chief.noise_from_ns = chief.t0 + int(spec.run.warmup_s * 1e9)
             cpu0 = time.process_time()

@@ -1,0 +1,109 @@
+"""Which run.order measures best on this machine, and what normalising does to a noisy series.
+
+    python experiments/noise_orders.py                         # 3 designs x 5 repeats x 3 orders, 1 s runs
+    python experiments/noise_orders.py --designs pipe,shm_ring --repeats 5 --duration 1
+
+Part 1 runs the same capacity configurations in each order (grouped, interleaved, random: the job
+lists ``framework.sweep.order.order_jobs`` gives a sweep) and prints, per order, the spread (cv) of
+each design's repeats and its mean across designs. Part 2 runs 5 repeats of one configuration twice:
+on the machine as it is, and with a CPU burner started halfway through the series; it prints the
+spread of the raw and of the normalised figure. Both tables go to a CSV with the machine's metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import framework
+from framework.metadata import machine_metadata
+from framework.sweep.order import ORDERS, order_jobs
+
+CAPACITY = ["workers.interval_s=0", "chief.interval_s=0", "chief.take_batch=0", "run.progress=false",
+            "run.print_items=false"]
+
+
+def run_one(overrides: list[str], out: Path) -> dict:
+    summary = framework.run([*CAPACITY, *overrides], output_dir=out, echo=lambda line: None).summary
+    noise = summary.get("machine_noise") or {}
+    return {"items_per_s": summary["throughput_items_per_s"],
+            "normalised_items_per_s": summary["normalised"]["throughput_items_per_s"],
+            "other_cpu_pct": noise.get("other_cpu_pct"), "steal_pct": noise.get("steal_pct"),
+            "status": summary["status"]}
+
+
+def cv(values: pd.Series) -> float:
+    x = values.dropna().to_numpy(dtype=float)
+    return float(np.std(x, ddof=1) / np.mean(x)) if len(x) > 1 and np.mean(x) else float("nan")
+
+
+def orders(designs: list[str], repeats: int, duration: float, out: Path) -> pd.DataFrame:
+    rows = []
+    for order in ORDERS:
+        jobs = order_jobs([[f"queue={d}"] for d in designs], repeats, order, seed=0)
+        if order == "grouped":  # one job per configuration, its repeats one after another
+            jobs = [[*job, f"run.repeat_index={k}"] for job in jobs for k in range(repeats)]
+        for i, job in enumerate(jobs):
+            design = job[0].split("=", 1)[1]
+            row = run_one([job[0], f"run.duration_s={duration}"], out / order / str(i))
+            rows.append({"part": "order", "order": order, "design": design, "run": i, **row})
+            print(f"{order:12} {design:14} {row['items_per_s']:>12,.0f} items/s  other {row['other_cpu_pct']:.0f}%",
+                  flush=True)
+    return pd.DataFrame(rows)
+
+
+def burner(design: str, repeats: int, duration: float, out: Path) -> pd.DataFrame:
+    rows = []
+    for case in ("quiet", "burner halfway"):
+        proc = None
+        try:
+            for k in range(repeats):
+                if case != "quiet" and k == repeats // 2:
+                    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                row = run_one([f"queue={design}", f"run.duration_s={duration}"], out / case.replace(" ", "_") / str(k))
+                rows.append({"part": "burner", "order": case, "design": design, "run": k, **row})
+                print(f"{case:14} {k}: {row['items_per_s']:>12,.0f} items/s  normalised "
+                      f"{row['normalised_items_per_s']:>12,.0f}  other {row['other_cpu_pct']:.0f}%", flush=True)
+        finally:
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--designs", default="pipe,shm_ring,mp_queue")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=1.0)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+    out = Path(args.out or f"outputs/noise_orders/{stamp}")
+    designs = args.designs.split(",")
+    table = pd.concat([orders(designs, args.repeats, args.duration, out),
+                       burner(designs[0], args.repeats, args.duration, out)], ignore_index=True)
+    spread = (table[table["part"] == "order"].groupby(["order", "design"])["items_per_s"].apply(cv)
+              .unstack("design"))
+    spread["mean cv"] = spread.mean(axis=1)
+    print("\nspread (cv) of each design's repeats, per run.order:")
+    print(spread.to_string(float_format=lambda v: f"{v:.1%}"))
+    b = table[table["part"] == "burner"]
+    print(f"\n{designs[0]}, {args.repeats} repeats: spread of the raw and the normalised figure")
+    print(b.groupby("order")[["items_per_s", "normalised_items_per_s"]].agg(cv)
+          .to_string(float_format=lambda v: f"{v:.1%}"))
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "noise_orders.csv", index=False)
+    (out / "machine.json").write_text(json.dumps(machine_metadata(), indent=2, default=str))
+    print(f"\ntable {out / 'noise_orders.csv'} (machine: {out / 'machine.json'})")
+
+
+if __name__ == "__main__":
+    main()
