@@ -15,11 +15,9 @@ import re
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -33,15 +31,6 @@ from framework.config.schema import (
     TransformConfig,
 )
 from framework.errors import ConfigError
-
-@dataclass
-class OrderedSweeperConf:
-    """``hydra/sweeper=chiefbench``: Hydra's basic sweeper, running repeats in ``run.order``."""
-
-    _target_: str = "hydra_plugins.chiefbench_sweeper.OrderedSweeper"
-    max_batch_size: Optional[int] = None
-    params: Optional[dict[str, str]] = None
-
 
 GROUPS = ("queue", "payload", "transform", "backend")
 """Config groups whose options are checked before Hydra sees them (Hydra's own answer is a traceback)."""
@@ -85,7 +74,6 @@ def register_configs() -> None:
     cs.store(group="queue", name="queue_schema", node=QueueConfig)
     cs.store(group="transform", name="transform_schema", node=TransformConfig)
     cs.store(group="backend", name="backend_schema", node=BackendConfig)
-    cs.store(group="hydra/sweeper", name="chiefbench", node=OrderedSweeperConf)
     for name, schema in PAYLOAD_SCHEMAS.items():
         cs.store(group="payload", name=f"{name}_schema", node=schema)
 

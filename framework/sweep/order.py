@@ -7,8 +7,8 @@
 A machine that drifts during a sweep (other load, frequency scaling, throttling) biases grouped
 repeats: the configuration measured during the slow minutes looks slow. Interleaved and random
 orders spread the drift over every configuration. The sweep's jobs are put in that order by
-``hydra/sweeper=chiefbench`` (the default: Hydra's basic sweeper, reordered; Hydra finds it as the
-plug-in ``hydra_plugins.chiefbench_sweeper``, which ``framework.config.hydra`` puts on the path); a job of an interleaved or random sweep runs one repeat
+the sweeper conf/config.yaml names (Hydra's basic sweeper, reordered; Hydra finds it as the plug-in
+``hydra_plugins.chiefbench_sweeper``, which ``framework.config.hydra`` puts on the path); a job of an interleaved or random sweep runs one repeat
 (``run.repeat_index``), and ``framework.results.collect`` groups the repeats of a configuration
 back together.
 """

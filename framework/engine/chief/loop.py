@@ -136,6 +136,7 @@ class Chief:
         now_ns = time.monotonic_ns
         next_check = self.t0  # the original checks at once, then every interval
         next_housekeeping = self.t0
+        produced_all = False
         books.sample_depth(self.t0, force=True)
         while True:
             now = now_ns()
@@ -148,7 +149,11 @@ class Chief:
                     return
                 if items_target is not None and min(
                         p for w, p in enumerate(books.produced()) if w not in supervisor.dead) >= items_target:
-                    return
+                    # Every item is made: the chief checks for one more housekeeping period, so that what
+                    # was forwarded last meets the rule at least once, then the run ends.
+                    if produced_all:
+                        return
+                    produced_all = True
             if interval_ns:
                 if now < next_check:
                     time.sleep(max(0, min(next_check, next_housekeeping) - now) / 1e9)

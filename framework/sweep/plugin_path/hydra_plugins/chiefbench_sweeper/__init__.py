@@ -1,4 +1,4 @@
-"""``hydra/sweeper=chiefbench``: Hydra's basic sweeper, running each configuration's repeats in ``run.order``.
+"""The sweeper of conf/config.yaml: Hydra's basic sweeper, running each configuration's repeats in ``run.order``.
 
 Hydra instantiates sweepers only from the ``hydra_plugins`` namespace; this directory is put on the
 path by ``framework.config.hydra.register_configs``. The ordering itself is
