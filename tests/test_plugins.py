@@ -35,7 +35,8 @@ if str(PLUGIN_DIR) not in sys.path:
 
 DESIGN = "chiefbench_example.designs.ExamplePipeDesign"
 TICKS = "chiefbench_example.payloads.ticks"
-FAST = ["workers.interval_s=0", "chief.interval_s=0", "chief.take_batch=0", "workers.local_threshold=0",
+FAST = ["workers.interval_s=0", "chief.interval_s=0", "chief.take_batch=0", "chief.global_threshold=0",
+        "workers.local_threshold=0",
         "run.progress=false", "run.print_items=false", "run.items=20"]
 """As fast as possible, every item forwarded at once and taken at the next check: all 20 per worker arrive."""
 
@@ -208,7 +209,6 @@ def test_experiment_preset_outside_the_package_via_compose(tmp_path):
     spec = to_spec(compose(["+experiment=mine"], config_dirs=[USER_CONF]))
     assert (spec.queue.name, spec.payload.name, spec.transform.name) == ("example_pipe", "ticks", "none")
     assert (spec.workers.count, spec.run.items) == (2, 20)
-    spec.workers.local_threshold = 0  # every item forwarded at once, so all 20 per worker are recorded
     result = execute(spec, tmp_path / "run", ["+experiment=mine"], echo=lambda line: None)
     assert result.summary["status"] == "ok", result.summary["errors"]
     assert_all_ticks(result.items, workers=2)
@@ -217,14 +217,29 @@ def test_experiment_preset_outside_the_package_via_compose(tmp_path):
 @pytest.mark.timeout(120)
 def test_experiment_preset_outside_the_package_via_the_command(tmp_path):
     out = tmp_path / "run"
-    proc = cli("--config-dir", str(USER_CONF), "+experiment=mine", "workers.local_threshold=0",
-               f"hydra.run.dir={out}", cwd=tmp_path)
+    # As a user types it from the checkout: a relative --config-dir (options first: Hydra's argument parser).
+    proc = cli("--config-dir", str(USER_CONF.relative_to(ROOT)), "+experiment=mine", f"hydra.run.dir={out}",
+               cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     s = summary_of(out)
     assert s["status"] == "ok"
     assert (s["config"]["queue"]["name"], s["config"]["payload"]["name"]) == ("example_pipe", "ticks")
     assert s["counts"]["consumed"] == 40
     assert "+experiment=mine" in s["rerun_command"]
+
+
+@pytest.mark.timeout(180)
+def test_sweep_over_plugin_and_builtin_designs_with_a_user_payload(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = cli("--config-dir", str(USER_CONF), "-m", f"queue._target_={DESIGN},framework.queues.stdlib.PipeDesign",
+               "payload=ticks", "transform=none", *FAST, f"hydra.sweep.dir={sweep}",
+               "hydra.callbacks.gather.report=false", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    table = framework.collect(sweep).table
+    assert sorted(table["config.queue.name"]) == ["example_pipe", "pipe"]
+    assert set(table["status"]) == {"ok"} and set(table["config.payload.name"]) == {"ticks"}
+    assert set(table["config.payload.size"]) == {4} and set(table["counts.consumed"]) == {40}
 
 
 @pytest.mark.timeout(120)
