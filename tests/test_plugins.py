@@ -202,6 +202,9 @@ def test_compose_with_a_user_config_dir():
     assert cfg.queue._target_ == DESIGN and cfg.payload._target_ == TICKS
     spec = to_spec(cfg)
     assert (spec.queue.name, spec.payload.name, spec.payload.size) == ("example_pipe", "ticks", 4)
+    # framework.run takes overrides only: Hydra's search path is the way to add the directory there.
+    spec = to_spec(compose([f"hydra.searchpath=[file://{USER_CONF}]", "queue=example_pipe"]))
+    assert spec.queue._target_ == DESIGN
 
 
 @pytest.mark.timeout(60)
