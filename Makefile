@@ -5,12 +5,13 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test soak browser sweep bench report clean
+.PHONY: help venv run test docs soak browser sweep bench report clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml
+# Reinstalled when the dependencies (pyproject.toml) or the build (setup.py) change.
+$(INSTALLED): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
@@ -21,8 +22,12 @@ venv: $(INSTALLED) ## Create .venv and install chiefbench with its test tools
 run: $(INSTALLED) ## Run the default experiment (the original chief/worker system), results under outputs/
 	$(VENV)/bin/chiefbench
 
-test: $(INSTALLED) browser ## Run the test suite
+test: $(INSTALLED) browser ## Run the test suite, then build the docs strictly (CHIEFBENCH_SKIP_INSTALL_TEST=1 skips the wheel test)
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory docs
+
+docs: $(INSTALLED) ## Build the docs site into site/ (strict: a broken link or reference fails)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 soak: $(INSTALLED) ## Soak test: the fastest design at saturation for 10 minutes (CHIEFBENCH_SOAK_S to change)
 	CHIEFBENCH_SOAK_S=$${CHIEFBENCH_SOAK_S:-600} $(PY) -m pytest tests/test_soak.py -v
@@ -55,4 +60,4 @@ report: $(INSTALLED) ## Write report.html for DIR (default: the latest sweep und
 	$(VENV)/bin/chiefbench-report $(or $(DIR),$(shell ls -dt outputs/sweeps/*/*/ 2>/dev/null | head -1))
 
 clean: ## Remove .venv and generated outputs
-	rm -rf $(VENV) outputs/runs outputs/sweeps *.egg-info
+	rm -rf $(VENV) outputs/runs outputs/sweeps *.egg-info site

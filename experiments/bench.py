@@ -3,6 +3,7 @@
     python experiments/bench.py                          # the full bench, 3 interleaved repeats (~10 min on 2 cores)
     python experiments/bench.py --repeats 1 --duration 0.5 --designs pipe,zmq   # a quick one
     make bench BENCH_ARGS='--repeats 1 --duration 0.5'
+    PYTHONPATH=. make bench BENCH_ARGS='--designs mp_queue,my_pkg.designs.MyDesign'   # with a design of your own
 
 What it runs, all in this one process, one configuration at a time:
 
@@ -17,7 +18,9 @@ What it runs, all in this one process, one configuration at a time:
    directory (``<sweep>/<job>/repeat-<k>/``), so ``chiefbench-collect`` and ``chiefbench-report`` work on it.
 2. **The raw primitive** right after each framework run: the design's ``raw_throughput`` (its bare transport
    driven by ``framework.queues.rawloop``, no chiefbench code) with the same item (the same tuple a worker
-   puts), the same batch and the same number of producers. ``fw/raw`` is the framework's share of it.
+   puts), the same batch and the same number of producers. ``fw/raw`` is the framework's share of it. A design
+   without ``raw_throughput`` (yours, given to ``--designs`` as ``module.Class``) has no raw reference: its
+   ``raw items/s`` and ``fw/raw`` stay empty.
 3. **memcpy**: single-core ``numpy.copyto`` bandwidth between two preallocated buffers of each byte payload's
    size (median of several), the physical limit for moving those bytes.
 4. **Latency and idle cost**: 2 workers at 500 items/s each (``workers.interval_s=0.002``, one item per put),
@@ -90,7 +93,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=0.2, help="seconds excluded at the start of each run (default 0.2)")
     p.add_argument("--raw-duration", type=float, default=0.4, help="seconds the raw primitive is counted (default 0.4)")
     p.add_argument("--latency-duration", type=float, default=1.5, help="seconds per latency run (default 1.5)")
-    p.add_argument("--designs", default="", help="comma-separated designs (default: every available one)")
+    p.add_argument("--designs", default="", help="comma-separated built-in designs and/or classes of your own as "
+                   "module.Class (default: every available built-in one)")
     p.add_argument("--payloads", default="", help=f"comma-separated, of {', '.join(PAYLOADS)} (default: all)")
     p.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
     p.add_argument("--no-latency", action="store_true", help="skip the latency / idle-cost table")
@@ -104,18 +108,56 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 # --------------------------------------------------------------------------------------------- the grid
+QUEUE_OVERRIDES: dict[str, str] = {}
+"""Each chosen design's label -> the override that picks it: ``queue=<name>`` for a built-in design,
+``queue._target_=<module.Class>`` for one of your own (filled by ``available_designs``)."""
+DESIGN_CLASSES: dict[str, Any] = {}
+"""Each chosen design's label -> its class (for its ``raw_throughput``)."""
+
+
 def available_designs(wanted: str) -> tuple[list[str], dict[str, str]]:
-    from framework.queues.catalog import availability
+    """The designs to run (labels, mp_queue first) and the unavailable ones with the reason.
+
+    ``--designs`` takes built-in names (``pipe``) and your own classes by target (``my_pkg.designs.MyDesign``,
+    which must be importable here and run on the local backend); a design is labelled by its ``name``."""
+    from framework.errors import DesignUnavailableError, UnknownDesignError
+    from framework.plugins import target_name
+    from framework.queues.base import design_class
+    from framework.queues.catalog import availability, design_named
 
     status = {n: s for n, s in availability().items() if not n.startswith("ray")}
     names = [n for n in wanted.split(",") if n] if wanted else sorted(status)
-    unknown = [n for n in names if n not in status]
+    unknown = [n for n in names if n not in status and "." not in n]
     if unknown:
-        raise SystemExit(f"bench: unknown design(s) {unknown}; known: {', '.join(sorted(status))}")
-    designs = [n for n in names if status[n] == "available"]
+        raise SystemExit(f"bench: unknown design(s) {unknown}; known: {', '.join(sorted(status))}, or a class of "
+                         f"your own as module.Class")
+    QUEUE_OVERRIDES.clear()
+    DESIGN_CLASSES.clear()
+    designs, unavailable = [], {n: s for n, s in status.items() if s != "available"}
+    for name in names:
+        if "." not in name:
+            if status[name] == "available":
+                designs.append(name)
+                QUEUE_OVERRIDES[name], DESIGN_CLASSES[name] = f"queue={name}", design_named(name)
+            continue
+        try:
+            cls = design_class(name)
+        except DesignUnavailableError as exc:
+            unavailable[name] = str(exc)
+            continue
+        except UnknownDesignError as exc:
+            raise SystemExit(f"bench: {exc}") from None
+        if cls.backend != "local":
+            raise SystemExit(f"bench: {name} runs on backend={cls.backend}; the bench runs local designs only")
+        label = cls.name or target_name(cls)
+        if label in QUEUE_OVERRIDES:
+            raise SystemExit(f"bench: {name} is labelled {label!r}, as another design of --designs; give it a name "
+                             f"of its own (its class attribute `name`)")
+        designs.append(label)
+        QUEUE_OVERRIDES[label], DESIGN_CLASSES[label] = f"queue._target_={name}", cls
     # mp_queue first: it is the baseline of the ratio column.
     designs.sort(key=lambda n: (n != BASELINE, n))
-    return designs, {n: s for n, s in status.items() if s != "available"}
+    return designs, unavailable
 
 
 def available_payloads(wanted: str) -> list[str]:
@@ -251,8 +293,6 @@ def main(argv: list[str] | None = None) -> int:
     from framework.config.hydra import compose
     from framework.config.validate import to_spec
     from framework.metadata import machine_metadata
-    from framework.queues.catalog import design_named
-
     designs, unavailable = available_designs(args.designs)
     payloads = available_payloads(args.payloads)
     worker_counts = [int(w) for w in args.workers.split(",") if w]
@@ -273,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"designs       {', '.join(designs)}")
     for name, reason in unavailable.items():
         print(f"unavailable   {name}: {reason}")
+    for name in designs:
+        if DESIGN_CLASSES[name].raw_throughput is None:
+            print(f"raw           {name}: no raw reference (its class has no raw_throughput): fw/raw is left empty")
     sizes = {p: item_bytes(p) for p in payloads}
     batches = {p: batch_for(sizes[p]) for p in payloads}
     print(f"batch         workers.forward_batch per payload (items per put): "
@@ -288,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         for design in designs:
             for n in worker_counts:
                 b = batches[payload]
-                overrides = [f"queue={design}", *PAYLOADS[payload], f"workers.count={n}",
+                overrides = [QUEUE_OVERRIDES[design], *PAYLOADS[payload], f"workers.count={n}",
                              f"workers.forward_batch={b}", f"workers.local_threshold={b - 1}",
                              f"chief.interval_s={CHIEF_INTERVAL_S.get(payload, 0)}", *common]
                 jobs.append({"design": design, "payload": payload, "workers": n, "batch": b,
@@ -316,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             summary = run_one(specs[j], out / str(j) / f"repeat-{k}", job["overrides"])
             job["summaries"].append(summary)
-            raw_fn = design_named(job["design"]).raw_throughput
+            raw_fn = DESIGN_CLASSES[job["design"]].raw_throughput
             raw = math.nan
             if raw_fn is not None:
                 try:
@@ -438,7 +481,7 @@ def latency_table(designs: list[str], args: argparse.Namespace, out: Path) -> pd
     runs: dict[str, list[dict]] = {d: [] for d in designs}
     specs = {}
     for d in designs:
-        overrides = [f"queue={d}", "payload=randint", "transform=none", "workers.count=2",
+        overrides = [QUEUE_OVERRIDES[d], "payload=randint", "transform=none", "workers.count=2",
                      f"workers.interval_s={LATENCY_RATE_INTERVAL_S}", "workers.local_threshold=0",
                      "workers.forward_batch=1", "chief.interval_s=0", "chief.take_batch=0", "chief.global_threshold=0",
                      f"run.duration_s={args.latency_duration}", f"run.warmup_s={warmup}", "run.start_method=fork",

@@ -1,26 +1,37 @@
-"""One contract every registered queue design must honour.
+"""One contract every queue design must honour, built-in or a user's own.
 
-Parametrised over ``builtin_designs()`` so a newly registered design is tested without
-touching this file; a design whose optional extra is missing is skipped.
+Parametrised by ``_target_``: every built-in local design (``builtin_designs()``, so a newly registered design
+is tested without touching this file) and the example plug-in design of ``tests/plugin_example``, which is
+written against ``framework.queues.base`` alone. A design whose optional extra is missing is skipped.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import queue
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 
 from framework.errors import DesignUnavailableError, UnknownDesignError
-from framework.queues.base import QueueSettings
+from framework.queues.base import QueueSettings, design_class
 from framework.queues.catalog import design_named
 from framework.config.hydra import builtin_designs
 from framework.queues.catalog import availability, designs
 
+PLUGIN_DIR = Path(__file__).resolve().parent / "plugin_example"
+if str(PLUGIN_DIR) not in sys.path:
+    sys.path.insert(0, str(PLUGIN_DIR))  # spawned workers inherit sys.path
+
 STDLIB_DESIGNS = ("manager_queue", "mp_queue", "pipe", "simple_queue")
+PLUGIN_DESIGNS = {"example_pipe": "chiefbench_example.designs.ExamplePipeDesign"}
+"""User designs outside framework/ (tests/plugin_example), by test id -> ``queue._target_``."""
+LOCAL_TARGETS = {**{name: target for name, target in builtin_designs().items() if name in designs("local")},
+                 **PLUGIN_DESIGNS}  # Ray designs: tests/test_ray.py
 N_WORKERS = 3
 ITEMS_PER_WORKER = 500
 BATCH = 7
@@ -28,26 +39,26 @@ BATCH = 7
 GET_TIMEOUT = 10.0
 
 
-def _class_or_skip(name: str):
+def _class_or_skip(target: str):
     try:
-        return design_named(name)
+        return design_class(target)
     except DesignUnavailableError as exc:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(params=designs("local"))  # Ray designs: tests/test_ray.py
-def design_name(request) -> str:
+@pytest.fixture(params=list(LOCAL_TARGETS.values()), ids=list(LOCAL_TARGETS))
+def design_target(request) -> str:
     return request.param
 
 
 @pytest.fixture
-def make_design(design_name):
+def make_design(design_target):
     """Build designs of the parametrised kind, and close them even if the test fails."""
-    cls = _class_or_skip(design_name)
+    cls = _class_or_skip(design_target)
     made = []
 
     def make(maxsize: int = 0, n_producers: int = 1, start_method: str = "fork"):
-        design = cls(QueueSettings(design_name, maxsize), n_producers, multiprocessing.get_context(start_method))
+        design = cls(QueueSettings(cls.name, maxsize), n_producers, multiprocessing.get_context(start_method))
         made.append(design)
         return design
 
@@ -141,10 +152,10 @@ def test_get_on_empty_raises_empty(make_design):
 
 
 @pytest.mark.timeout(60)
-def test_bounded_design_raises_full(make_design, design_name):
-    cls = _class_or_skip(design_name)
+def test_bounded_design_raises_full(make_design, design_target):
+    cls = _class_or_skip(design_target)
     if not cls.supports_maxsize:
-        pytest.skip(f"{design_name} does not support maxsize")
+        pytest.skip(f"{cls.name} does not support maxsize")
     design = make_design(maxsize=2)
     producer, consumer = design.producer(0), design.consumer()
     producer.put("a")
@@ -249,3 +260,11 @@ def test_stdlib_designs_are_available():
     assert set(status) == set(builtin_designs())
     for name in STDLIB_DESIGNS:
         assert status[name] == "available"
+
+
+def test_plugin_designs_resolve_by_target():
+    for name, target in PLUGIN_DESIGNS.items():
+        cls = design_class(target)
+        assert cls.name == name and cls.backend == "local"
+        assert cls.__module__.split(".")[0] == "chiefbench_example"  # outside framework/
+        assert name not in builtin_designs()  # a user design is not registered anywhere

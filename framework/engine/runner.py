@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -100,7 +101,7 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         "memory": metrics.memory_summary(raw.memory),
         "latency_ms": metrics.latency_table(window).to_dict(orient="index"),
         "processes": raw.processes,
-        "config": asdict(spec),
+        "config": config_dict(spec),
         "metadata": machine_metadata(spec.run.start_method),
     }
 
@@ -111,6 +112,15 @@ def _mean_calibration(before: dict | None, after: dict | None) -> dict | None:
     if not runs:
         return None
     return {"cpu_ops_per_s": sum(c["cpu_ops_per_s"] for c in runs) / len(runs)}
+
+
+def config_dict(spec: Config) -> dict[str, Any]:
+    """The resolved config as plain dicts: a plug-in payload without a schema (a SimpleNamespace, see
+    ``framework.config.validate.to_spec``) as its keys, so summary.json and config.yaml record it."""
+    plain = asdict(spec)
+    if isinstance(spec.payload, SimpleNamespace):
+        plain["payload"] = dict(vars(spec.payload))
+    return plain
 
 
 def _unit_figures(spec: Config, rate: float | None, totals: dict[str, int], window_items: int) -> dict[str, Any]:
@@ -139,7 +149,7 @@ def execute(spec: Config, output_dir: str | os.PathLike, overrides: Sequence[str
     summary["rerun_command"] = rerun_command(overrides, spec.run.seed)
     summary["exit_code"] = raw.exit_code
     result = RunResult(items=raw.items, depth=raw.depth, summary=summary, memory=metrics.memory_frame(raw.memory))
-    config_yaml = OmegaConf.to_yaml(OmegaConf.structured(spec))
+    config_yaml = OmegaConf.to_yaml(OmegaConf.create(config_dict(spec)))
     try:
         write_run(output_dir, result, config_yaml)
     except ResultsWriteError as exc:
