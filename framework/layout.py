@@ -2,9 +2,10 @@
 
 A run directory::
 
-    items.parquet   one row per item: worker, seq, value, created_ns, forwarded_ns, consumed_ns, state
-    depth.parquet   t_ns, elapsed_s, queue (global | local), worker (-1 = global), depth
-    memory.parquet  t_ns, role, worker, pid, rss_bytes (each process, once a second)
+    items.parquet/  one row per item kept (record.items), in part files: worker, seq, value, created_ns,
+                    forwarded_ns, consumed_ns (NO_STAMP: never happened), state (a code of ITEM_STATES)
+    depth.parquet/  t_ns, elapsed_s, queue (global | local), worker (-1 = global), depth
+    memory.parquet/ t_ns, role, worker, pid, rss_bytes (each process, once a second)
     summary.json    status, counts, throughput, latency, processes, config, metadata (written last)
     config.yaml     the resolved config (what ran, seeds included)
 
@@ -33,6 +34,12 @@ MEMORY_FILE = "memory.parquet"
 SUMMARY_FILE = "summary.json"
 """Written last: a directory with a summary.json is complete."""
 CONFIG_FILE = "config.yaml"
+ITEM_STATES = ("consumed", "left_global", "left_local", "dropped_oldest", "dropped_newest")
+"""items.parquet's ``state`` codes, in order: consumed (taken by the chief's rule during the run), left_global
+(on the global queue at stop), left_local (in a worker's local queue when it stopped), dropped_oldest (evicted
+by the chief past the bound), dropped_newest (refused by a worker at the bound, never forwarded)."""
+NO_STAMP = -1
+"""items.parquet's mark of a stamp that never happened (an item kept local was never forwarded)."""
 REPEAT_DIR = "repeat-{}"
 """With run.repeats > 1, repeat k of a job is written to <job dir>/repeat-<k>/ (a complete run directory)."""
 JOB_FILE = "job.json"

@@ -86,6 +86,20 @@ class RunConfig:
 
 
 @dataclass
+class RecordConfig:
+    """What a run keeps of its items beyond the summary (latency histograms, books, depth and memory are
+    always kept)."""
+
+    items: str = "all"
+    """all (one row per item in items.parquet, streamed as the run goes), sample (every sample_every-th
+    item of each worker) or none (summary, histograms, depth and books only: for runs of hours)."""
+    sample_every: int = 100
+    """Under items=sample: the rows kept are those whose seq is a multiple of this, per worker."""
+    flush_s: float = 0.5
+    """Seconds between two flushes of the records to disk at most (what a crash of the chief can lose)."""
+
+
+@dataclass
 class QueueConfig:
     _target_: Optional[str] = None
     """The design class, ``module.Class`` (a ``framework.queues.base.QueueDesign``): built-in or your own."""
@@ -216,6 +230,7 @@ class Config:
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     chief: ChiefConfig = field(default_factory=ChiefConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     payload: Any = MISSING
     transform: TransformConfig = field(default_factory=TransformConfig)

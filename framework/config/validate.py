@@ -33,6 +33,7 @@ ON_FAILURE = ("abort", "restart", "continue")
 ON_FULL = ("block", "drop_oldest", "drop_newest", "fail")
 ON_STOP = ("forward", "keep")
 RUN_ORDERS = ("grouped", "interleaved", "random")
+RECORD_ITEMS = ("all", "sample", "none")
 OBJECTIVE_METRICS = ("throughput_items_per_s", "throughput_mb_per_s", "transitions_per_s")
 MAX_WORK_US = 1_000_000
 """payload.work_us at most: one second of CPU per item."""
@@ -46,8 +47,8 @@ def to_spec(cfg: Config | DictConfig) -> Config:
     """Resolve into plain dataclasses, fill a null seed and the labels, and validate every rule."""
     if isinstance(cfg, DictConfig):
         # Only the keys of the schema travel: Hydra's own node stays behind.
-        plain = {k: cfg[k] for k in ("workers", "chief", "run", "queue", "payload", "transform", "backend", "faults",
-                                     "objective")
+        plain = {k: cfg[k] for k in ("workers", "chief", "run", "record", "queue", "payload", "transform", "backend",
+                                     "faults", "objective")
                  if k in cfg}
         merged = OmegaConf.merge(OmegaConf.structured(Config), plain)
         payload = merged.payload
@@ -182,6 +183,15 @@ def validate(spec: Config) -> None:
              "must be a positive number of repeats", "e.g. `run.repeats=5` (5 or more for a significance test)")
     _require(r.timeout_s is None or (_finite(r.timeout_s) and r.timeout_s > 0), "run.timeout_s", r.timeout_s,
              "must be null or a positive number of seconds", "e.g. `run.timeout_s=60`")
+    rec = spec.record
+    _require(rec.items in RECORD_ITEMS, "record.items", rec.items, f"must be one of {', '.join(RECORD_ITEMS)} "
+             f"(all: one row per item; sample: every record.sample_every-th item of each worker; none: summary, "
+             f"histograms, depth and books only)", "e.g. `record.items=sample record.sample_every=100`")
+    _require(isinstance(rec.sample_every, int) and 1 <= rec.sample_every <= 10**9, "record.sample_every",
+             rec.sample_every, "must be a positive number of items", "e.g. `record.sample_every=100`")
+    _require(_finite(rec.flush_s) and 0.05 <= rec.flush_s <= 1.0, "record.flush_s", rec.flush_s,
+             "must be from 0.05 to 1 second (records reach the disk at least that often, so a crash loses at "
+             "most about that much)", "e.g. `record.flush_s=0.5`")
     _require(r.order in RUN_ORDERS, "run.order", r.order, f"must be one of {', '.join(RUN_ORDERS)}",
              "e.g. `run.order=interleaved`")
     _require(r.repeat_index is None or (isinstance(r.repeat_index, int) and 0 <= r.repeat_index < r.repeats),

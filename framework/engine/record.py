@@ -1,42 +1,111 @@
-"""Cheap recording on the chief's hot path: item stamps and queue depths.
+"""What the chief records, in memory that stays flat whatever the run's length.
 
-The chief hands whole batches to ``ItemRecorder.add`` (one ``list.extend`` and one
-tuple per batch) and columnar chunks to ``add_chunks``; every ``chunk_items`` items
-the pending rows are turned into numpy columns, so memory stays at a few dozen bytes
-per item. An array payload is reduced to its recorded value at once, so the recorder
-never keeps it: a design may lend the chief views into its buffer (shm_ring) that
-are reused after the take. No pandas until the run is over.
+    Intake --add(tuples) / add_chunks(chunks)--> Recorder: pending (a list per batch, no numpy per item)
+                                                    | every flush_s, or every BLOCK_ITEMS items
+                                                    v  one column block (numpy)
+             counts per state  <-------------------+-------------------> SeqBooks (seq ranges per worker)
+             window tally (items, arrivals,        |                    StageHistograms (latency,
+               time in the global queue)           |                      measured window only)
+                                                   v
+                                  ColumnStream -> items.parquet/part-*.parquet (record.items: all |
+                                  (writer thread)                           sample | none)
+
+``DepthRecorder`` and ``MemoryRecorder`` stream depth.parquet and memory.parquet the same way and
+keep only what the summary needs (the depth at the window's edges, each process's first, last and
+peak memory). An array payload is reduced to its recorded value at once, so the recorder never
+keeps it: a design may lend the chief views into its buffer (shm_ring) that are reused after the
+take. No pandas on this path.
+
+On disk, ``state`` is a code (``STATES[code]``) and a stamp that never happened is ``NO_STAMP``
+(-1); ``framework.results.io`` reads them back as names and missing values.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+
+from framework.layout import DEPTH_FILE, ITEM_STATES, ITEMS_FILE, MEMORY_FILE, NO_STAMP
+from framework.results.latency import StageHistograms
+from framework.results.seqbooks import SeqBooks
+from framework.results.stream import ColumnStream
 
 CONSUMED, LEFT_GLOBAL, LEFT_LOCAL, DROPPED_OLDEST, DROPPED_NEWEST = range(5)
-STATES = ("consumed", "left_global", "left_local", "dropped_oldest", "dropped_newest")
-"""consumed: taken by the chief's rule during the run; left_global: on the global queue at
-stop; left_local: in a worker's local queue when it stopped; dropped_oldest: evicted by the
-chief past the bound; dropped_newest: refused by a worker at the bound (never forwarded)."""
-NO_STAMP = -1
-"""A stamp that never happened (an item kept local was never forwarded or consumed)."""
+STATES = ITEM_STATES
+BLOCK_ITEMS = 65536
+"""Pending items are turned into one column block at most this many at a time."""
+NEVER_NS = np.iinfo(np.int64).max
+
+ITEMS_SCHEMA = pa.schema([("worker", pa.int32()), ("seq", pa.int64()), ("value", pa.float64()),
+                          ("created_ns", pa.int64()), ("forwarded_ns", pa.int64()), ("consumed_ns", pa.int64()),
+                          ("state", pa.int8())])
+DEPTH_SCHEMA = pa.schema([("t_ns", pa.int64()), ("elapsed_s", pa.float64()), ("queue", pa.string()),
+                          ("worker", pa.int32()), ("depth", pa.int64())])
+MEMORY_SCHEMA = pa.schema([("t_ns", pa.int64()), ("role", pa.string()), ("worker", pa.int32()),
+                           ("pid", pa.int64()), ("rss_bytes", pa.int64())])
 
 
-class ItemRecorder:
-    """Collects ``(worker, seq, created_ns, forwarded_ns, value)`` tuples plus their consumed stamps."""
+class WindowTally:
+    """Counts and sums over the measured window [start_ns, end_ns], added block by block.
 
-    def __init__(self, value_of: Callable[[Any], float] | None = None, chunk_items: int = 65536) -> None:
+    ``end_ns`` is known once the loop ends; every item consumed before that has its stamp before it,
+    and what is recorded after it (the drain) is tallied against it."""
+
+    def __init__(self) -> None:
+        self.start_ns = NEVER_NS
+        self.end_ns: int | None = None
+        self.consumed = 0
+        """Items consumed inside the window (the throughput's numerator)."""
+        self.arrivals = 0
+        """Items forwarded onto the global queue inside the window."""
+        self.queue_ns = 0.0
+        """Item x nanoseconds spent in the global queue inside the window (left_global items until the end)."""
+        self.evicted = False
+        """Some item left the global queue by eviction (drop_oldest): when, no stamp says."""
+
+    def add(self, forwarded: np.ndarray, consumed: np.ndarray, state: np.ndarray) -> None:
+        start = self.start_ns
+        end = NEVER_NS if self.end_ns is None else self.end_ns
+        taken = state == CONSUMED
+        self.consumed += int(np.count_nonzero(taken & (consumed >= start)))
+        has = forwarded != NO_STAMP
+        self.arrivals += int(np.count_nonzero(has & (forwarded >= start) & (forwarded < end)))
+        queued = has & (taken | (state == LEFT_GLOBAL))
+        if queued.any():
+            leave = np.where(taken[queued], consumed[queued], end)
+            enter = np.maximum(forwarded[queued], start)
+            self.queue_ns += float(np.maximum(0, np.minimum(leave, end) - enter).sum())
+        if not self.evicted and (state == DROPPED_OLDEST).any():
+            self.evicted = True
+
+
+class Recorder:
+    """Collects ``(worker, seq, created_ns, forwarded_ns, value)`` tuples and ``protocol.Chunk`` columns,
+    with their consumed stamps and states, into flat-memory figures and a streamed items table."""
+
+    def __init__(self, value_of: Callable[[Any], float] | None = None, directory: Path | None = None,
+                 keep: str = "all", sample_every: int = 1, flush_s: float = 0.5,
+                 block_items: int = BLOCK_ITEMS) -> None:
         self._value_of = value_of
-        self._chunk_items = max(1, chunk_items)
+        self._block_items = max(1, block_items)
         self._pending: list[tuple] = []
         self._batches: list[tuple[int, int, int]] = []
         self._pending_chunks: list[tuple[Any, int, int]] = []
         self._pending_chunk_items = 0
-        self._chunks: list[dict[str, np.ndarray]] = []
         self._counts = [0] * len(STATES)
+        self.keep, self.sample_every = keep, sample_every
+        self.stream = ColumnStream(directory / ITEMS_FILE, ITEMS_SCHEMA, flush_s=flush_s) \
+            if directory is not None and keep != "none" else None
+        self.books = SeqBooks()
+        self.histograms = StageHistograms()
+        self.window = WindowTally()
+        self.flush_ns = int(flush_s * 1e9)
+        self._last_flush_ns = time.monotonic_ns()
 
     @property
     def consumed(self) -> int:
@@ -46,12 +115,15 @@ class ItemRecorder:
         """Items recorded so far in ``state``."""
         return self._counts[state]
 
+    def counts(self) -> dict[str, int]:
+        return dict(zip(STATES, self._counts))
+
     def add(self, items: list[tuple], consumed_ns: int, state: int = CONSUMED) -> None:
         """Record a batch taken at ``consumed_ns`` (NO_STAMP for items never consumed)."""
         if not items:
             return
         if self._pending_chunks:
-            self._compact_chunks()  # rows stay in arrival order
+            self._flush_chunks()  # blocks stay in arrival order
         read = self._value_of
         if read is not None:
             # Reduced at once: the payload may be a view lent by the design until the next take.
@@ -59,58 +131,73 @@ class ItemRecorder:
         self._pending.extend(items)
         self._batches.append((len(items), consumed_ns, state))
         self._counts[state] += len(items)
-        if len(self._pending) >= self._chunk_items:
-            self._compact()
+        if len(self._pending) >= self._block_items:
+            self._flush_tuples()
 
     def add_chunks(self, chunks: list, consumed_ns: int, state: int = CONSUMED) -> None:
         """Record ``protocol.Chunk`` messages taken at ``consumed_ns``: columns stay columns."""
         if self._pending:
-            self._compact()
+            self._flush_tuples()
         n = 0
         read = self._value_of
         for chunk in chunks:
             # Copied or reduced at once, like add(): the columns and payloads may be views that the
-            # design lent until the next take (shm_ring), and the recorder keeps them until compaction.
+            # design lent until the next take (shm_ring), and the recorder keeps them until the flush.
             if read is not None and not isinstance(chunk.values, np.ndarray):
                 values = np.fromiter(map(read, chunk.values), np.float64, len(chunk))
             else:
                 values = np.array(chunk.values, np.float64)
-            chunk = type(chunk)(chunk.worker, chunk.seq0, np.array(chunk.created_ns, np.int64), chunk.forwarded_ns,
-                                values)
-            self._pending_chunks.append((chunk, consumed_ns, state))
-            n += len(chunk)
+            self._pending_chunks.append((chunk.worker, chunk.seq0, np.array(chunk.created_ns, np.int64),
+                                         chunk.forwarded_ns, values, consumed_ns, state))
+            n += len(values)
         self._counts[state] += n
         self._pending_chunk_items += n
-        if self._pending_chunk_items >= self._chunk_items:
-            self._compact_chunks()
+        if self._pending_chunk_items >= self._block_items:
+            self._flush_chunks()
 
-    def _compact_chunks(self) -> None:
+    def maybe_flush(self, now: int) -> None:
+        """Called by the chief's housekeeping: what is pending reaches the sinks at least every flush_s."""
+        if now - self._last_flush_ns >= self.flush_ns:
+            self.flush()
+
+    def flush(self) -> None:
+        self._flush_tuples()
+        self._flush_chunks()
+        self._last_flush_ns = time.monotonic_ns()
+
+    def close(self) -> None:
+        """Flush the rest and close the items table (only its last part is written now)."""
+        self.flush()
+        if self.stream is not None:
+            self.stream.close()
+
+    def _flush_chunks(self) -> None:
         pending = self._pending_chunks
         if not pending:
             return
-        lens = np.fromiter((len(c) for c, _, _ in pending), np.int64, len(pending))
+        n = len(pending)
+        lens = np.fromiter((len(p[4]) for p in pending), np.int64, n)
         total = int(lens.sum())
         starts = np.cumsum(lens) - lens
-        seq0 = np.fromiter((c.seq0 for c, _, _ in pending), np.int64, len(pending))
-        self._chunks.append({  # add_chunks made values float64 and created_ns int64 arrays
-            "worker": np.repeat(np.fromiter((c.worker for c, _, _ in pending), np.int32, len(pending)), lens),
+        seq0 = np.fromiter((p[1] for p in pending), np.int64, n)
+        self._sink({
+            "worker": np.repeat(np.fromiter((p[0] for p in pending), np.int32, n), lens),
             "seq": np.repeat(seq0 - starts, lens) + np.arange(total, dtype=np.int64),
-            "value": np.concatenate([c.values for c, _, _ in pending]),
-            "created_ns": np.concatenate([c.created_ns for c, _, _ in pending]),
-            "forwarded_ns": np.repeat(np.fromiter((c.forwarded_ns for c, _, _ in pending), np.int64,
-                                                  len(pending)), lens),
-            "consumed_ns": np.repeat(np.fromiter((t for _, t, _ in pending), np.int64, len(pending)), lens),
-            "state": np.repeat(np.fromiter((st for _, _, st in pending), np.int8, len(pending)), lens),
+            "value": np.concatenate([p[4] for p in pending]),
+            "created_ns": np.concatenate([p[2] for p in pending]),
+            "forwarded_ns": np.repeat(np.fromiter((p[3] for p in pending), np.int64, n), lens),
+            "consumed_ns": np.repeat(np.fromiter((p[5] for p in pending), np.int64, n), lens),
+            "state": np.repeat(np.fromiter((p[6] for p in pending), np.int8, n), lens),
         })
         self._pending_chunks, self._pending_chunk_items = [], 0
 
-    def _compact(self) -> None:
+    def _flush_tuples(self) -> None:
         if not self._pending:
             return
         n = len(self._pending)
         worker, seq, created, forwarded, values = zip(*self._pending)
         counts, stamps, states = zip(*self._batches)
-        self._chunks.append({
+        self._sink({
             "worker": np.fromiter(worker, np.int32, n),
             "seq": np.fromiter(seq, np.int64, n),
             "value": np.fromiter(values, np.float64, n),
@@ -121,40 +208,105 @@ class ItemRecorder:
         })
         self._pending, self._batches = [], []
 
-    def frame(self) -> pd.DataFrame:
-        """One row per item; stamps that never happened are <NA>."""
-        self._compact()
-        self._compact_chunks()
-        columns = ("worker", "seq", "value", "created_ns", "forwarded_ns", "consumed_ns", "state")
-        if self._chunks:
-            data = {c: np.concatenate([chunk[c] for chunk in self._chunks]) for c in columns}
-        else:
-            data = {c: np.empty(0, np.int8 if c == "state" else np.int64) for c in columns}
-        df = pd.DataFrame({c: data[c] for c in columns[:4]})
-        for c in ("forwarded_ns", "consumed_ns"):
-            df[c] = pd.array(data[c], dtype="Int64")
-            df.loc[data[c] == NO_STAMP, c] = pd.NA
-        df["state"] = pd.Categorical.from_codes(data["state"], categories=list(STATES))
-        return df
+    def _sink(self, block: dict[str, np.ndarray]) -> None:
+        """One column block to every consumer of records: books, window, histograms, the items table."""
+        state, consumed, forwarded = block["state"], block["consumed_ns"], block["forwarded_ns"]
+        self.books.add_records(block["worker"], block["seq"], state)
+        self.window.add(forwarded, consumed, state)
+        measured = (state == CONSUMED) & (consumed >= self.window.start_ns)
+        if measured.any():
+            self.histograms.record_block(block["created_ns"][measured], forwarded[measured], consumed[measured])
+        if self.stream is None:
+            return
+        if self.keep == "sample":
+            kept = block["seq"] % self.sample_every == 0
+            block = {name: column[kept] for name, column in block.items()}
+        self.stream.append(block)
 
 
 class DepthRecorder:
-    """Global and per-worker local queue depths over time, from the framework's own counters."""
+    """Global and per-worker local queue depths over time (from the framework's own counters), streamed to
+    depth.parquet in long format: t_ns, elapsed_s, queue (global | local), worker (-1 for global), depth."""
 
-    def __init__(self, n_workers: int) -> None:
+    def __init__(self, n_workers: int, directory: Path | None = None, flush_s: float = 0.5) -> None:
         self.n_workers = n_workers
+        self.t0_ns = 0
         self._samples: list[tuple] = []
+        self.stream = ColumnStream(directory / DEPTH_FILE, DEPTH_SCHEMA, flush_s=flush_s) \
+            if directory is not None else None
+        self.window_first: int | None = None
+        """Global depth at the first sample of the measured window."""
+        self.window_last: int | None = None
+        """Global depth at the last sample so far."""
+        self.window_start_ns = NEVER_NS
 
     def add(self, t_ns: int, global_depth: int, local_depths: list[int]) -> None:
         self._samples.append((t_ns, global_depth, *local_depths))
+        if t_ns >= self.window_start_ns:
+            if self.window_first is None:
+                self.window_first = global_depth
+            self.window_last = global_depth
 
-    def frame(self, t0_ns: int) -> pd.DataFrame:
-        """Long format: t_ns, elapsed_s, queue (global | local), worker (-1 for global), depth."""
-        cols = ["t_ns", "global", *range(self.n_workers)]
-        wide = pd.DataFrame(self._samples, columns=cols, dtype=np.int64)
-        long = wide.melt(id_vars="t_ns", var_name="worker", value_name="depth")
-        long["queue"] = np.where(long["worker"] == "global", "global", "local")
-        long["worker"] = long["worker"].replace("global", -1).astype(np.int32)
-        long["elapsed_s"] = (long["t_ns"] - t0_ns) / 1e9
-        return long[["t_ns", "elapsed_s", "queue", "worker", "depth"]].sort_values(["t_ns", "worker"],
-                                                                                  ignore_index=True)
+    def flush(self) -> None:
+        if self.stream is None:
+            self._samples = []  # nowhere to write: nothing is kept
+        if not self._samples:
+            return
+        wide = np.asarray(self._samples, dtype=np.int64)
+        self._samples = []
+        k, width = wide.shape
+        t = np.repeat(wide[:, 0], width - 1)
+        self.stream.append({
+            "t_ns": t,
+            "elapsed_s": (t - self.t0_ns) / 1e9,
+            "queue": np.tile(np.array(["global"] + ["local"] * (width - 2), dtype=object), k),
+            "worker": np.tile(np.arange(-1, width - 2, dtype=np.int32), k),
+            "depth": wide[:, 1:].reshape(-1),
+        })
+
+    def close(self) -> None:
+        self.flush()
+        if self.stream is not None:
+            self.stream.close()
+
+
+class MemoryRecorder:
+    """Resident memory of every process (t_ns, role, worker, pid, rss_bytes), streamed to memory.parquet;
+    keeps each process's first, last and peak value for the summary."""
+
+    def __init__(self, directory: Path | None = None, flush_s: float = 0.5) -> None:
+        self._rows: list[tuple] = []
+        self.stream = ColumnStream(directory / MEMORY_FILE, MEMORY_SCHEMA, flush_s=flush_s) \
+            if directory is not None else None
+        self.per_process: dict[tuple[str, int, int], list[int]] = {}
+        """(role, worker, pid) -> [samples, first, last, peak] bytes."""
+
+    def add(self, t_ns: int, role: str, worker: int, pid: int, rss: int) -> None:
+        self._rows.append((t_ns, role, worker, pid, rss))
+        seen = self.per_process.get((role, worker, pid))
+        if seen is None:
+            self.per_process[(role, worker, pid)] = [1, rss, rss, rss]
+        else:
+            seen[0] += 1
+            seen[2] = rss
+            seen[3] = max(seen[3], rss)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per process: first, last and peak resident memory (bytes), and the number of samples."""
+        return [{"role": role, "worker": worker, "pid": pid, "samples": n, "rss_first_bytes": first,
+                 "rss_last_bytes": last, "rss_peak_bytes": peak}
+                for (role, worker, pid), (n, first, last, peak) in self.per_process.items()]
+
+    def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if not rows or self.stream is None:
+            return
+        t, role, worker, pid, rss = zip(*rows)
+        self.stream.append({"t_ns": np.asarray(t, np.int64), "role": np.asarray(role, dtype=object),
+                            "worker": np.asarray(worker, np.int32), "pid": np.asarray(pid, np.int64),
+                            "rss_bytes": np.asarray(rss, np.int64)})
+
+    def close(self) -> None:
+        self.flush()
+        if self.stream is not None:
+            self.stream.close()

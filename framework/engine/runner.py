@@ -23,16 +23,16 @@ from framework.metadata import SCHEMA_VERSION, machine_metadata
 from framework.payloads.base import item_nbytes, item_units
 from framework.errors import ResultsWriteError
 from framework.layout import REPEAT_DIR, RUNS_DIR
-from framework.results.io import RunResult, write_run
+from framework.results.io import RunResult, prepare_run_dir, write_run
 from framework.engine.chief import RawRun, run_system
 
 
 def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
     """summary.json's content from what the chief measured."""
     start_ns, end_ns = metrics.window_bounds(raw.t0_ns, raw.t_end_ns, spec.run.warmup_s)
-    window = metrics.measured_items(raw.items, start_ns, end_ns)
+    window_items = raw.window.consumed
     seconds = max(0.0, (end_ns - start_ns) / 1e9)
-    totals, per_worker = metrics.accounting(raw.items, raw.produced, raw.dead_local)
+    totals, per_worker = metrics.accounting(raw.books, raw.produced, raw.dead_local)
     totals["forwarded"] = int(sum(raw.forwarded.values()))
     totals["restarts"] = int(sum(raw.restarts.values()))
     errors = list(raw.errors)
@@ -50,7 +50,7 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
     if totals["dropped"]:
         warnings.append(f"{totals['dropped']} item(s) were dropped at the queue bound (queue.on_full="
                         f"{spec.queue.on_full}): {totals['dropped_oldest']} oldest, {totals['dropped_newest']} newest.")
-    stable = metrics.stability(raw.items, raw.depth, start_ns, end_ns)
+    stable = metrics.stability(raw.window, raw.depth_edges, seconds)
     if stable["unstable"] and item_bound(spec) is None:
         warnings.append(
             f"unstable configuration: items arrive on the global queue at {stable['arrival_items_per_s']:.3g}/s but "
@@ -58,22 +58,21 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
             f"{stable['global_depth_growth']} items and would grow without bound. Bound it (queue.maxsize), take "
             f"more per check (chief.take_batch, 0 = all), check more often (chief.interval_s), or produce slower "
             f"(workers.interval_s).")
-    if seconds and len(window) < 100 and spec.chief.interval_s == 0:
-        warnings.append(f"only {len(window)} items in the measured window: figures are noisy. Run longer "
+    if seconds and window_items < 100 and spec.chief.interval_s == 0:
+        warnings.append(f"only {window_items} items in the measured window: figures are noisy. Run longer "
                         f"(run.duration_s) or shorten the warm-up (run.warmup_s).")
     nbytes = item_nbytes(spec.payload)
-    rate = len(window) / seconds if seconds else None
+    rate = window_items / seconds if seconds else None
     calibration = dict(raw.calibration)
     before, after = calibration.get("before"), calibration.get("after")
     calibration["drift"] = noise.calibration_drift(before, after)
     at_run = _mean_calibration(before, after)
     warnings.extend(noise.noise_warnings(raw.machine_noise, before, after))
-    little = metrics.littles_law_on_global_queue(raw.items, raw.depth_area, start_ns, end_ns) \
-        if not raw.failures else None
+    little = metrics.littles_law(raw.window, raw.depth_area, seconds) if not raw.failures else None
     little_warning = checks.littles_law_warning(little)
     if little_warning:
         warnings.append(little_warning)
-    units = _unit_figures(spec, rate, totals, len(window))
+    units = _unit_figures(spec, rate, totals, window_items)
     return {
         "schema_version": SCHEMA_VERSION,
         "status": status,
@@ -83,7 +82,7 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         "per_worker": per_worker,
         "rounds": raw.rounds,
         "window": {"t0_ns": raw.t0_ns, "start_ns": start_ns, "end_ns": end_ns, "seconds": seconds,
-                   "warmup_s": spec.run.warmup_s, "items": int(len(window))},
+                   "warmup_s": spec.run.warmup_s, "items": int(window_items)},
         "throughput_items_per_s": rate,
         "throughput_mb_per_s": rate * nbytes / 1e6 if rate is not None else None,
         "item_bytes": nbytes,
@@ -98,8 +97,12 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         "stability": stable,
         "failures": raw.failures,
         "blocked_s": {"total": sum(raw.blocked_s.values()), **{str(w): s for w, s in raw.blocked_s.items()}},
-        "memory": metrics.memory_summary(raw.memory),
-        "latency_ms": metrics.latency_table(window).to_dict(orient="index"),
+        "memory": raw.memory,
+        "latency_ms": metrics.latency_table(raw.histograms),
+        # Mergeable across repeats (framework.results.latency.StageHistograms.decode).
+        "latency_histograms": raw.histograms.encode(),
+        "record": {"items": spec.record.items, "sample_every": spec.record.sample_every if
+                   spec.record.items == "sample" else None},
         "processes": raw.processes,
         "config": config_dict(spec),
         "metadata": machine_metadata(spec.run.start_method),
@@ -143,12 +146,13 @@ def rerun_command(overrides: Sequence[str], seed: int) -> str:
 
 def execute(spec: Config, output_dir: str | os.PathLike, overrides: Sequence[str] = (),
             echo: Callable[[str], None] = print) -> RunResult:
-    """Run the system once and write its run directory."""
-    raw = run_system(spec, echo=echo)
+    """Run the system once, its records streamed into ``output_dir``, then write its summary there."""
+    directory = prepare_run_dir(output_dir)
+    raw = run_system(spec, echo=echo, directory=directory)
     summary = summarize(raw, spec)
     summary["rerun_command"] = rerun_command(overrides, spec.run.seed)
     summary["exit_code"] = raw.exit_code
-    result = RunResult(items=raw.items, depth=raw.depth, summary=summary, memory=metrics.memory_frame(raw.memory))
+    result = RunResult(summary=summary, directory=directory)
     config_yaml = OmegaConf.to_yaml(OmegaConf.create(config_dict(spec)))
     try:
         write_run(output_dir, result, config_yaml)

@@ -1,14 +1,13 @@
-"""Figures from a run's records: throughput, stage latencies, accounting, stability.
+"""Figures from what a run recorded: stage latencies, accounting, stability, Little's law.
 
-Everything here reads DataFrames after the run; nothing runs on the hot path.
+Everything here reads the run's flat-memory records (histograms, seq books, window tallies) after the
+run; nothing runs on the hot path, and nothing needs a row per item.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
-
-import numpy as np
-import pandas as pd
 
 from framework.results import checks
 
@@ -18,7 +17,6 @@ STAGES = {
     "end_to_end": ("created_ns", "consumed_ns"),
 }
 """Latency stages: from which stamp to which stamp."""
-PERCENTILES = (50, 95, 99)
 MISSING_SEQS_SHOWN = 10
 """How many missing or duplicated sequence numbers per worker the summary lists."""
 UNSTABLE_RATIO = 1.05
@@ -30,30 +28,21 @@ def window_bounds(t0_ns: int, t_end_ns: int, warmup_s: float) -> tuple[int, int]
     return t0_ns + int(warmup_s * 1e9), t_end_ns
 
 
-def measured_items(items: pd.DataFrame, start_ns: int, end_ns: int) -> pd.DataFrame:
-    """Items the chief consumed inside the measured window."""
-    consumed = items[items["state"] == "consumed"]
-    stamps = consumed["consumed_ns"].to_numpy(dtype=np.int64, na_value=-1)
-    return consumed[(stamps >= start_ns) & (stamps <= end_ns)]
+def latency_table(histograms: Any) -> dict[str, dict[str, Any]]:
+    """Per stage: count and p50/p95/p99/p99.9/max in milliseconds over the measured window, from the
+    latency histograms (within ``framework.results.latency.RELATIVE_ERROR`` of the exact quantiles)."""
+    table = {}
+    for stage, row in histograms.quantiles().items():
+        count = int(row["count"])
+        table[stage] = {"count": count, **{key: (row[key] if count else None)
+                                           for key in ("p50_ms", "p95_ms", "p99_ms", "p99.9_ms", "max_ms")}}
+    return table
 
 
-def latency_table(items: pd.DataFrame) -> pd.DataFrame:
-    """Per stage: count and p50/p95/p99/max in milliseconds (over consumed items given)."""
-    rows = {}
-    for stage, (a, b) in STAGES.items():
-        ms = (items[b].to_numpy(dtype=np.int64) - items[a].to_numpy(dtype=np.int64)) / 1e6 if len(items) else \
-            np.empty(0)
-        row: dict[str, Any] = {"count": int(ms.size)}
-        for q in PERCENTILES:
-            row[f"p{q}_ms"] = float(np.percentile(ms, q)) if ms.size else None
-        row["max_ms"] = float(ms.max()) if ms.size else None
-        rows[stage] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def accounting(items: pd.DataFrame, produced: dict[int, int],
+def accounting(books: Any, produced: dict[int, int],
                dead_local: list[tuple[int, int, int]] = ()) -> tuple[dict[str, int], list[dict]]:
-    """Check by sequence numbers that every produced item is recorded exactly once.
+    """Check by sequence numbers that every produced item is recorded exactly once (``books``: the run's
+    ``framework.results.seqbooks.SeqBooks``, ranges of seqs per worker and state, exact at any length).
 
     ``dead_local`` lists (worker, first, end): seqs [first, end) sat in the local queue of a
     worker process that died. A missing seq is lost for a reason: ``dead_worker_local``
@@ -61,41 +50,36 @@ def accounting(items: pd.DataFrame, produced: dict[int, int],
     never arrived) or ``unexplained`` (no worker of that id died: a bug, or a broken design).
     Returns the totals and one row per worker, naming the first few seqs of each kind.
     """
-    per_worker = []
-    by_worker = {w: g["seq"].to_numpy() for w, g in items.groupby("worker", observed=True)}
     died = {w for w, _, _ in dead_local}
-    for w in sorted(produced):
-        seqs = by_worker.get(w, np.empty(0, np.int64))
-        unique, counts = np.unique(seqs, return_counts=True)
-        expected = produced[w]
-        in_range = unique[(unique >= 0) & (unique < expected)]
-        missing = np.setdiff1d(np.arange(expected), in_range)
-        local = np.zeros(missing.size, bool)
-        for dw, first, end in dead_local:
-            if dw == w:
-                local |= (missing >= first) & (missing < end)
+    for w, first, end in dead_local:
+        books.add_range(w, first, end, "lost")
+    totals_b, rows_b, _ = books.check(produced)
+    per_worker = []
+    for r in rows_b:
+        w = r["worker"]
+        missing = int(r["missing"])
+        local = int(r["lost"])  # the dead worker's local queue, booked as lost above
         row = {
             "worker": w,
-            "produced": expected,
-            "recorded": int(seqs.size),
-            "lost": int(missing.size),
-            "lost_dead_worker_local": int(local.sum()),
-            "lost_in_transit": int((~local).sum()) if w in died else 0,
-            "lost_unexplained": 0 if w in died else int(missing.size),
-            "duplicates": int(seqs.size - unique.size),
-            "unexpected": int(unique.size - in_range.size),
+            "produced": int(r["produced"]),
+            "recorded": int(r["accounted"] - local),
+            "lost": missing + local,
+            "lost_dead_worker_local": local,
+            "lost_in_transit": missing if w in died else 0,
+            "lost_unexplained": 0 if w in died else missing,
+            "duplicates": int(r["duplicates"]),
+            "unexpected": int(r["unexpected"]),
         }
-        if row["lost"]:
-            row["missing_seqs"] = missing[:MISSING_SEQS_SHOWN].tolist()
+        if missing:
+            row["missing_seqs"] = r["missing_seqs"][:MISSING_SEQS_SHOWN]
         if row["duplicates"]:
-            row["duplicated_seqs"] = unique[counts > 1][:MISSING_SEQS_SHOWN].tolist()
+            row["duplicated_seqs"] = r["duplicates_seqs"][:MISSING_SEQS_SHOWN]
         if row["unexpected"]:
-            row["unexpected_seqs"] = np.setdiff1d(unique, in_range)[:MISSING_SEQS_SHOWN].tolist()
+            row["unexpected_seqs"] = r["unexpected_seqs"][:MISSING_SEQS_SHOWN]
         per_worker.append(row)
-    state_counts = items["state"].value_counts()
     totals = {"produced": int(sum(produced.values()))}
     for state in ("consumed", "left_global", "left_local", "dropped_oldest", "dropped_newest"):
-        totals[state] = int(state_counts.get(state, 0))
+        totals[state] = int(totals_b[state])
     for key in ("lost", "lost_dead_worker_local", "lost_in_transit", "lost_unexplained", "duplicates", "unexpected"):
         totals[key] = sum(r[key] for r in per_worker)
     totals["left_in_queues"] = totals["left_global"] + totals["left_local"]
@@ -116,63 +100,40 @@ def accounting_errors(totals: dict[str, int], per_worker: list[dict]) -> list[st
     return errors
 
 
-def stability(items: pd.DataFrame, depth: pd.DataFrame, start_ns: int, end_ns: int) -> dict[str, Any]:
-    """Arrival rate into the global queue against the chief's service rate, over the window."""
-    seconds = (end_ns - start_ns) / 1e9
+def stability(window: Any, depth_edges: tuple[int | None, int | None], seconds: float) -> dict[str, Any]:
+    """Arrival rate into the global queue against the chief's service rate, over the window (``window``:
+    the run's tally of items forwarded and consumed in it; ``depth_edges``: the global depth at its first
+    and last sample)."""
     if seconds <= 0:
         return {"arrival_items_per_s": None, "service_items_per_s": None, "global_depth_growth": 0,
                 "unstable": False}
-    fwd = items["forwarded_ns"].to_numpy(dtype=np.int64, na_value=-1)
-    con = items["consumed_ns"].to_numpy(dtype=np.int64, na_value=-1)
-    arrival = int(((fwd >= start_ns) & (fwd <= end_ns)).sum()) / seconds
-    service = int(((con >= start_ns) & (con <= end_ns)).sum()) / seconds
-    g = depth[depth["queue"] == "global"]
-    g = g[(g["t_ns"] >= start_ns) & (g["t_ns"] <= end_ns)]
-    growth = int(g["depth"].iloc[-1] - g["depth"].iloc[0]) if len(g) >= 2 else 0
+    arrival, service = window.arrivals / seconds, window.consumed / seconds
+    first, last = depth_edges
+    growth = int(last - first) if first is not None and last is not None else 0
     unstable = arrival > UNSTABLE_RATIO * service and growth > 0
     return {"arrival_items_per_s": arrival, "service_items_per_s": service,
             "global_depth_growth": growth, "unstable": bool(unstable)}
 
 
-MEMORY_COLUMNS = ["t_ns", "role", "worker", "pid", "rss_bytes"]
-
-
-def memory_frame(samples: list[tuple]) -> pd.DataFrame:
-    """Resident memory of every process, sampled by the chief once a second."""
-    return pd.DataFrame(samples, columns=MEMORY_COLUMNS)
-
-
-def memory_summary(samples: list[tuple]) -> list[dict[str, Any]]:
-    """Per process: first, last and peak resident memory (bytes), and the number of samples."""
-    df = memory_frame(samples)
-    rows = []
-    for (role, worker, pid), g in df.groupby(["role", "worker", "pid"], sort=False):
-        rss = g["rss_bytes"].to_numpy()
-        rows.append({"role": role, "worker": int(worker), "pid": int(pid), "samples": int(rss.size),
-                     "rss_first_bytes": int(rss[0]), "rss_last_bytes": int(rss[-1]), "rss_peak_bytes": int(rss.max())})
-    return rows
-
-
-def littles_law_on_global_queue(items: pd.DataFrame, depth_area: list[tuple[int, float]], start_ns: int,
-                                end_ns: int) -> dict[str, Any] | None:
+def littles_law(window: Any, depth_area: tuple[float | None, float], seconds: float) -> dict[str, Any] | None:
     """Little's law on the global queue over the measured window: the chief's observed time-averaged depth
-    (from its counters, integrated at every check) against arrival rate x mean time in the queue from the
-    items' own stamps (``framework.results.checks.littles_law``). Items still queued at the end count with
-    their time inside the window. None where the stamps cannot say when an item left (evicted items under
-    drop_oldest) or nothing was observed."""
-    if end_ns <= start_ns or len(depth_area) < 2:
+    (the integral of its counters' depth, observed at every check) against arrival rate x mean time in the
+    queue from the items' own stamps (``window.queue_ns``: each item's time inside the window, items still
+    queued at the end counted until it). None where the stamps cannot say when an item left (evicted items
+    under drop_oldest) or the window is empty."""
+    at_start, at_end = depth_area
+    if seconds <= 0 or at_start is None or window.evicted:
         return None
-    states = items["state"].astype(str).to_numpy()
-    if (states == "dropped_oldest").any():
-        return None
-    queued = np.isin(states, ("consumed", "left_global"))
-    fwd = items["forwarded_ns"].to_numpy(dtype=np.float64, na_value=np.nan)[queued]
-    con = items["consumed_ns"].to_numpy(dtype=np.float64, na_value=np.nan)[queued]
-    con[states[queued] == "left_global"] = np.nan
-    known = ~np.isnan(fwd)
-    area = np.asarray(depth_area, dtype=np.float64)
-    t, a = area[:, 0], area[:, 1]
-    dt = np.diff(t)
-    keep = dt > 0
-    mean_depth = np.diff(a)[keep] / dt[keep]  # the time-averaged depth from each sample to the next
-    return checks.littles_law(t[:-1][keep], mean_depth, fwd[known], con[known], start_ns, end_ns)
+    window_ns = seconds * 1e9
+    observed = (at_end - at_start) / window_ns
+    exact = window.queue_ns / window_ns
+    arrivals = window.arrivals
+    lam = arrivals / seconds
+    w_s = window.queue_ns / 1e9 / arrivals if arrivals else None
+    if exact > 0:
+        rel = abs(observed - exact) / exact
+    else:
+        rel = 0.0 if observed == 0 else math.inf
+    return {"L": observed, "L_exact": exact, "lambda_per_s": lam, "W_s": w_s,
+            "lambda_W": lam * w_s if w_s is not None else None, "relative_error": rel,
+            "holds": bool(rel <= checks.LITTLE_TOLERANCE), "arrivals": arrivals, "window_s": seconds}

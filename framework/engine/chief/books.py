@@ -27,7 +27,8 @@ class Notes:
 class Books:
     """Counters of the workers (the control block) and of the chief (the recorder's counts)."""
 
-    def __init__(self, control: Any, n_workers: int, counts: Any, depth_sample_s: float) -> None:
+    def __init__(self, control: Any, n_workers: int, counts: Any, depth_sample_s: float,
+                 depth: DepthRecorder | None = None) -> None:
         self.control = control
         self.n = n_workers
         self.counts = counts
@@ -37,16 +38,15 @@ class Books:
         """Items a dead worker counted as forwarded that never arrived."""
         self.dead_local: list[tuple[int, int, int]] = []
         """(worker, first, end): seqs [first, end) were in a dead worker's local queue."""
-        self.depth = DepthRecorder(n_workers)
+        self.depth = depth if depth is not None else DepthRecorder(n_workers)
         self.sample_ns = int(depth_sample_s * 1e9)
         self._last_sample_ns = 0
         self._area = 0.0
         self._area_t = 0
         self._area_depth = 0
-        self._last_area_ns = 0
-        self.area: list[tuple[int, float]] = []
-        """(t_ns, integral of the global depth from t0 to t_ns, in item x ns), at most one per depth_sample_s:
-        the time-averaged depth between two of them, observed at every check (see ``observe``)."""
+        self.window_start_ns = 0
+        self.area_at_start: float | None = None
+        """The integral of the global depth (item x ns) from t0 to the window's start (see ``observe``)."""
 
     def counter(self, field: int) -> list[int]:
         """One counter of every worker (PRODUCED, FORWARDED, DROPPED, HEARTBEAT_NS, READY, BLOCKED_NS)."""
@@ -88,11 +88,20 @@ class Books:
         """Integrate the global depth over time (trapezoids between the chief's observations, which it
         makes at every check): the run's own L for Little's law, denser than the depth samples."""
         if self._area_t:
+            if self.area_at_start is None and now >= self.window_start_ns:
+                # The window opens between the last observation and this one: the depth in between, linear.
+                at = max(self.window_start_ns, self._area_t)
+                mid = self._area_depth + (depth - self._area_depth) * (at - self._area_t) / max(1, now - self._area_t)
+                self.area_at_start = self._area + (self._area_depth + mid) * 0.5 * (at - self._area_t)
             self._area += (self._area_depth + depth) * 0.5 * (now - self._area_t)
+        elif now >= self.window_start_ns:
+            self.area_at_start = 0.0
         self._area_t, self._area_depth = now, depth
-        if now - self._last_area_ns >= self.sample_ns:  # dense enough at the window's edges, whatever a take lasts
-            self.area.append((now, self._area))
-            self._last_area_ns = now
+
+    @property
+    def area(self) -> float:
+        """The integral of the global depth (item x ns) from t0 to the last observation."""
+        return self._area
 
     def sample_depth(self, now: int, force: bool = False) -> None:
         if force or now - self._last_sample_ns >= self.sample_ns:
@@ -100,8 +109,6 @@ class Books:
             depth = sum(forwarded) - self.taken()
             self.observe(now, depth)
             self.depth.add(now, depth, [p - f - d for p, f, d in zip(produced, forwarded, dropped)])
-            if force and self.area and self.area[-1][0] != now:
-                self.area.append((now, self._area))  # the window's last edge (the stop) is always known
             self._last_sample_ns = now
 
     def blocked_s(self) -> dict[int, float]:

@@ -7,9 +7,8 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from framework import hygiene
 from framework.config.schema import Config
@@ -21,28 +20,39 @@ from framework.engine.chief.intake import HOUSEKEEPING_S, Intake
 from framework.engine.chief.interrupts import Interrupts, in_main_thread
 from framework.engine.chief.progress import Progress
 from framework.engine.chief.supervisor import JOIN_TIMEOUT_S, Supervisor
-from framework.engine.record import STATES, ItemRecorder
+from framework.engine.record import DepthRecorder, MemoryRecorder, Recorder, WindowTally
 from framework.errors import RunInterrupted, WorkerFailed
 from framework.noise import NoiseSampler, calibrate, own_pids
 from framework.payloads.base import item_nbytes, value_reader
 from framework.queues.base import QueueSettings
-
-TELL_WRITING_ITEMS = 1_000_000
-"""From this many recorded items on, the chief says it is writing them (that takes seconds)."""
-
+from framework.results.latency import StageHistograms
+from framework.results.seqbooks import SeqBooks
 
 @dataclass
 class RawRun:
-    """What the chief measured, before any figure is computed."""
+    """What the chief measured, before any figure is computed: counts, books and tallies, never a row per
+    item (those were streamed to the run directory as the run went)."""
 
-    items: pd.DataFrame
-    depth: pd.DataFrame
     t0_ns: int
     t_end_ns: int
     status: str
     produced: dict[int, int]
     forwarded: dict[int, int]
     processes: list[dict]
+    counts: dict[str, int]
+    """Items recorded in each state (consumed, left_global, left_local, dropped_oldest, dropped_newest)."""
+    books: SeqBooks
+    """Every recorded seq of every worker, as ranges per state (the accounting reads them)."""
+    histograms: StageHistograms
+    """Latency per stage over the measured window."""
+    window: WindowTally
+    """Items consumed and forwarded in the measured window, and their time in the global queue."""
+    depth_edges: tuple[int | None, int | None] = (None, None)
+    """The global depth at the first and at the last sample of the measured window."""
+    depth_area: tuple[float | None, float] = (None, 0.0)
+    """The integral of the global depth (item x ns) from t0 to the window's start, and to its end."""
+    memory: list[dict] = field(default_factory=list)
+    """Per process: first, last and peak resident memory."""
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     rounds: int = 0
@@ -53,31 +63,34 @@ class RawRun:
     """(worker, first, end): seqs [first, end) were in a dead worker's local queue."""
     blocked_s: dict[int, float] = field(default_factory=dict)
     restarts: dict[int, int] = field(default_factory=dict)
-    memory: list[tuple] = field(default_factory=list)
-    """(t_ns, role, worker, pid, rss_bytes) samples."""
-    depth_area: list[tuple[int, float]] = field(default_factory=list)
-    """(t_ns, integral of the global depth since t0 in item x ns) at each depth sample."""
     machine_noise: dict[str, Any] | None = None
     """What else the machine did over the measured window (``framework.noise.NoiseSampler``)."""
     calibration: dict[str, Any] = field(default_factory=dict)
     """``before`` and ``after``: the reference workload timed right before and right after the run."""
+    directory: Path | None = None
+    """Where the records were streamed (items.parquet, depth.parquet, memory.parquet)."""
 
 
 class Chief:
     """The main process's side of one run: its parts, and the check loop that drives them."""
 
-    def __init__(self, spec: Config, design: Any, backend: Any, echo: Callable[[str], None]) -> None:
+    def __init__(self, spec: Config, design: Any, backend: Any, echo: Callable[[str], None],
+                 directory: Path | None = None) -> None:
         self.spec = spec
         self.design = design
+        self.directory = directory
         self.n = spec.workers.count
         self.bound = item_bound(spec)
         self.interrupts = Interrupts()
         self.notes = Notes()
-        self.recorder = ItemRecorder(value_reader(spec.payload))
+        rec = spec.record
+        self.recorder = Recorder(value_reader(spec.payload), directory, rec.items, rec.sample_every, rec.flush_s)
+        self.depth = DepthRecorder(self.n, directory, rec.flush_s)
+        self.memory = MemoryRecorder(directory, rec.flush_s)
         control = backend.control_block(protocol.HEADER_SLOTS + self.n * protocol.WORKER_SLOTS)
-        self.books = Books(control, self.n, self.recorder, spec.run.depth_sample_s)
+        self.books = Books(control, self.n, self.recorder, spec.run.depth_sample_s, self.depth)
         self.supervisor = Supervisor(spec, design, backend, self.books, self.notes, self.interrupts, self.bound,
-                                     item_nbytes(spec.payload))
+                                     item_nbytes(spec.payload), self.memory)
         self.rounds_limit = spec.chief.rounds if (spec.run.duration_s is None and spec.run.items is None) else None
         self.progress = Progress(spec.run.progress, self.rounds_limit)
         print_items = spec.run.print_items if spec.run.print_items is not None else spec.chief.interval_s > 0
@@ -91,6 +104,8 @@ class Chief:
         self.noise = NoiseSampler(self.run_pids)
         self.noise_from_ns = 0
         """When the measured window starts (after the warm-up): the noise sampler starts then."""
+        self.flush_ns = int(spec.record.flush_s * 1e9)
+        self._last_flush_ns = 0
         self.t0 = 0
         self.rounds = 0
         self.stop_count = 0
@@ -120,6 +135,11 @@ class Chief:
         self.supervisor.check_workers(now)
         self.books.sample_depth(now)
         self.supervisor.sample_memory(now)
+        if now - self._last_flush_ns >= self.flush_ns:  # records reach the disk at least every record.flush_s
+            self._last_flush_ns = now
+            self.recorder.flush()
+            self.depth.flush()
+            self.memory.flush()
         self.progress.update(now, self.t0, self.rounds, sum(self.books.produced()), self.recorder.consumed,
                              len(self.supervisor.failures))
 
@@ -178,20 +198,41 @@ class Chief:
             if self.rounds_limit is not None and self.rounds >= self.rounds_limit:
                 return
 
+    def open_window(self, t0: int) -> None:
+        """The barrier opened at ``t0``: the measured window starts after the warm-up."""
+        self.t0 = self.supervisor.t0 = self.depth.t0_ns = t0
+        start = t0 + int(self.spec.run.warmup_s * 1e9)
+        self.noise_from_ns = self.books.window_start_ns = self.depth.window_start_ns = start
+        self.recorder.window.start_ns = start
+
+    def close_window(self, t_end: int) -> None:
+        """The loop ended at ``t_end``: what is recorded from now on (the drain) is tallied against it."""
+        self.recorder.flush()
+        self.recorder.window.end_ns = t_end
+
+    def close_records(self) -> None:
+        """Flush and close the streamed tables (only their last parts are written now)."""
+        for recorder in (self.recorder, self.depth, self.memory):
+            try:
+                recorder.close()
+            except Exception as exc:  # noqa: BLE001 - a disk that fills up must not lose the summary
+                self.notes.errors.append(f"records could not all be written: {exc}")
+
     def raw_run(self, status: str, exit_code: int, t_end: int, cpu0: float) -> RawRun:
-        books, supervisor, notes = self.books, self.supervisor, self.notes
-        return RawRun(items=self.recorder.frame(), depth=books.depth.frame(self.t0), t0_ns=self.t0, t_end_ns=t_end,
-                      status=status, produced=dict(enumerate(books.produced())),
-                      forwarded=dict(enumerate(books.forwarded())),
-                      processes=supervisor.process_rows(self.t0, cpu0), errors=notes.errors,
-                      warnings=notes.warnings, rounds=self.rounds, exit_code=exit_code, failures=supervisor.failures,
-                      dead_local=books.dead_local, blocked_s=books.blocked_s(),
-                      restarts=dict(enumerate(supervisor.restarts)), memory=supervisor.memory,
-                      depth_area=books.area)
+        books, supervisor, notes, recorder = self.books, self.supervisor, self.notes, self.recorder
+        return RawRun(t0_ns=self.t0, t_end_ns=t_end, status=status, produced=dict(enumerate(books.produced())),
+                      forwarded=dict(enumerate(books.forwarded())), processes=supervisor.process_rows(self.t0, cpu0),
+                      counts=recorder.counts(), books=recorder.books, histograms=recorder.histograms,
+                      window=recorder.window, depth_edges=(self.depth.window_first, self.depth.window_last),
+                      depth_area=(books.area_at_start, books.area), memory=self.memory.summary(),
+                      errors=notes.errors, warnings=notes.warnings, rounds=self.rounds, exit_code=exit_code,
+                      failures=supervisor.failures, dead_local=books.dead_local, blocked_s=books.blocked_s(),
+                      restarts=dict(enumerate(supervisor.restarts)), directory=self.directory)
 
 
-def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
-    """Run the chief/worker system once; always reaps every process and closes the design."""
+def run_system(spec: Config, echo: Callable[[str], None] = print, directory: Path | None = None) -> RawRun:
+    """Run the chief/worker system once, streaming its records into ``directory`` (None: keep none); always
+    reaps every process, closes the design and the streams."""
     hygiene.remove_stale()
     hygiene.claim_tempdir()
     backend = open_backend(spec)
@@ -200,7 +241,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
     design = None
     try:
         design = resolve_design(spec)(settings, spec.workers.count, backend.design_context)
-        chief = Chief(spec, design, backend, echo)
+        chief = Chief(spec, design, backend, echo, directory)
     except BaseException:
         # Before the main try below: release the design's segments and pipes, and the backend, here.
         if design is not None:
@@ -232,8 +273,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
             intake = chief.open_intake(consumer)
             if not spec.run.warmup_s:
                 chief.noise.start()  # before the barrier opens: the first check must not wait for it
-            chief.t0 = supervisor.t0 = time.monotonic_ns()
-            chief.noise_from_ns = chief.t0 + int(spec.run.warmup_s * 1e9)
+            chief.open_window(time.monotonic_ns())
             cpu0 = time.process_time()
             chief.books.control[protocol.START_NS] = chief.t0
             chief.loop()
@@ -247,6 +287,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
         t_end = time.monotonic_ns()
         if chief.t0:
             chief.books.sample_depth(t_end, force=True)
+        chief.close_window(t_end)
         if chief.noise.started:
             machine_noise = chief.noise.stop()
         chief.books.control[protocol.STOP] = 1
@@ -271,15 +312,11 @@ def run_system(spec: Config, echo: Callable[[str], None] = print) -> RawRun:
         design.close()
         supervisor.errors_channel.close()
         backend.close()  # the Ray backend stops its actors (and an embedded Ray)
+        chief.close_records()
         if main_thread:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     calibration["after"] = calibrate()  # every worker is gone: the machine as the run left it
-    recorded = sum(chief.recorder.count(state) for state in range(len(STATES)))
-    if recorded >= TELL_WRITING_ITEMS:
-        # A few seconds per million rows follow (tables, figures, parquet): say so, so that a
-        # run stopped with Ctrl-C does not look hung.
-        echo(f"[chief] stopped; writing the records of {recorded:,} items...")
     raw = chief.raw_run(status, exit_code, t_end, cpu0)
     raw.machine_noise, raw.calibration = machine_noise, calibration
     return raw

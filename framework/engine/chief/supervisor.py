@@ -18,6 +18,7 @@ from framework.engine import protocol
 from framework.engine.backends.base import Backend
 from framework.engine.chief.books import Books, Notes
 from framework.engine.chief.interrupts import Interrupts, start_ignoring_signals
+from framework.engine.record import MemoryRecorder
 from framework.engine.worker import WorkerSpec, run_worker
 from framework.errors import WorkerFailed
 
@@ -36,7 +37,8 @@ class Supervisor:
     """The workers' lives: processes, incarnations, failures, restarts, end-of-stream reports."""
 
     def __init__(self, spec: Any, design: Any, backend: Backend, books: Books, notes: Notes,
-                 interrupts: Interrupts, bound: int | None, item_bytes: int) -> None:
+                 interrupts: Interrupts, bound: int | None, item_bytes: int,
+                 memory: MemoryRecorder | None = None) -> None:
         self.spec, self.design, self.backend, self.books, self.notes = spec, design, backend, books, notes
         self.interrupts = interrupts
         self.bound, self.item_bytes = bound, item_bytes
@@ -54,8 +56,8 @@ class Supervisor:
         self.failures: list[dict] = []
         """One entry per worker failure: worker, incarnation, kind, time_s, detail, action."""
         self.reports: dict[tuple[int, int], protocol.EndOfStream] = {}
-        self.memory: list[tuple] = []
-        """(t_ns, role, worker, pid, rss_bytes) samples."""
+        self.memory = memory if memory is not None else MemoryRecorder()
+        """Resident memory of every process, sampled once a second (streamed to memory.parquet)."""
         self.t0 = 0
         self.stalled_since: int | None = None
         self._last_memory_ns = 0
@@ -242,7 +244,8 @@ class Supervisor:
         if now - self._last_memory_ns < MEMORY_EVERY_NS:
             return
         self._last_memory_ns = now
-        self.memory.extend((now, *row) for row in self.backend.memory(self.procs))
+        for row in self.backend.memory(self.procs):
+            self.memory.add(now, *row)
 
     # -- stopping ---------------------------------------------------------------------------------
     def all_processes(self) -> list:
