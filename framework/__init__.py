@@ -27,7 +27,7 @@ _EXPORTS = {
     "load_run": "framework.results.io",
     "RunResult": "framework.results.io",
     "collect": "framework.results.collect",
-    "compare": "framework.results.stats",
+    "compare": "framework.results.compare",
     "report": "framework.results.report",
     "ConfigError": "framework.errors",
     "ResultsWriteError": "framework.errors",

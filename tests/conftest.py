@@ -65,8 +65,14 @@ def shm_entries() -> set[str]:
 
 
 @pytest.fixture(autouse=True)
-def no_leftover_processes():
-    """After every test, no child process, shared-memory segment or socket directory of ours may survive."""
+def no_leftover_processes(tmp_path_factory, monkeypatch):
+    """After every test, no child process, shared-memory segment or socket directory of ours may survive.
+
+    Each test gets a temporary directory of its own (TMPDIR, for its child processes too), so what
+    another test run on the machine leaves in /tmp is not taken for ours."""
+    own_tmp = tmp_path_factory.mktemp("tmpdir")
+    monkeypatch.setenv("TMPDIR", str(own_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(own_tmp))
     shm_before, temp_before = shm_entries(), temp_entries()
     yield
     deadline = time.monotonic() + 2.0

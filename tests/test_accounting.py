@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import pandas as pd
+import numpy as np
 
 from framework.results.metrics import accounting, accounting_errors
+from framework.results.seqbooks import STATE_CODES, SeqBooks
 
 
 def items(rows):
-    df = pd.DataFrame(rows, columns=["worker", "seq", "state"])
-    df["state"] = pd.Categorical(df["state"], categories=["consumed", "left_global", "left_local"])
-    return df
+    """The books of these (worker, seq, state) records, as the chief keeps them: seq ranges per state."""
+    books = SeqBooks()
+    worker, seq, state = zip(*rows)
+    books.add_records(np.asarray(worker), np.asarray(seq), np.asarray([STATE_CODES[s] for s in state]))
+    return books
 
 
 def test_balanced_books():
@@ -45,17 +48,18 @@ def test_seq_beyond_produced_is_unexpected():
 def test_a_run_that_lost_an_item_is_failed_and_says_which():
     from framework.config.hydra import compose
     from framework.config.validate import to_spec
-    from framework.engine.record import ItemRecorder
-    from framework.engine.runner import summarize
     from framework.engine.chief import RawRun
+    from framework.engine.record import Recorder
+    from framework.engine.runner import summarize
 
     spec = to_spec(compose(["run.items=3"]))
-    recorder = ItemRecorder()
+    recorder = Recorder()
+    recorder.window.start_ns = 0
     recorder.add([(0, 0, 1, 2, 1.1), (0, 2, 1, 2, 2.1), (1, 0, 1, 2, 3.1), (1, 1, 1, 2, 3.1), (1, 2, 1, 2, 1.1)], 3)
-    depth = pd.DataFrame({"t_ns": [0, 4], "elapsed_s": [0.0, 4e-9], "queue": ["global", "global"],
-                          "worker": [-1, -1], "depth": [0, 0]})
-    raw = RawRun(items=recorder.frame(), depth=depth, t0_ns=0, t_end_ns=4, status="ok", produced={0: 3, 1: 3},
-                 forwarded={0: 3, 1: 3}, processes=[])
+    recorder.close()
+    raw = RawRun(t0_ns=0, t_end_ns=4, status="ok", produced={0: 3, 1: 3}, forwarded={0: 3, 1: 3}, processes=[],
+                 counts=recorder.counts(), books=recorder.books, histograms=recorder.histograms,
+                 window=recorder.window, depth_edges=(0, 0), depth_area=(0.0, 0.0))
     summary = summarize(raw, spec)
     assert summary["status"] == "failed"
     assert summary["counts"]["lost"] == 1

@@ -99,12 +99,13 @@ class Recorder:
         self._pending_chunk_items = 0
         self._counts = [0] * len(STATES)
         self.keep, self.sample_every = keep, sample_every
-        self.stream = ColumnStream(directory / ITEMS_FILE, ITEMS_SCHEMA, flush_s=flush_s) \
+        # Half the budget here, half in the writer: a row reaches a closed part within about flush_s.
+        self.stream = ColumnStream(directory / ITEMS_FILE, ITEMS_SCHEMA, flush_s=flush_s / 2) \
             if directory is not None and keep != "none" else None
         self.books = SeqBooks()
         self.histograms = StageHistograms()
         self.window = WindowTally()
-        self.flush_ns = int(flush_s * 1e9)
+        self.flush_ns = int(flush_s * 1e9 / 2)
         self._last_flush_ns = time.monotonic_ns()
 
     @property
@@ -131,8 +132,8 @@ class Recorder:
         self._pending.extend(items)
         self._batches.append((len(items), consumed_ns, state))
         self._counts[state] += len(items)
-        if len(self._pending) >= self._block_items:
-            self._flush_tuples()
+        if len(self._pending) >= self._block_items or consumed_ns - self._last_flush_ns >= self.flush_ns:
+            self.flush()
 
     def add_chunks(self, chunks: list, consumed_ns: int, state: int = CONSUMED) -> None:
         """Record ``protocol.Chunk`` messages taken at ``consumed_ns``: columns stay columns."""
@@ -152,12 +153,7 @@ class Recorder:
             n += len(values)
         self._counts[state] += n
         self._pending_chunk_items += n
-        if self._pending_chunk_items >= self._block_items:
-            self._flush_chunks()
-
-    def maybe_flush(self, now: int) -> None:
-        """Called by the chief's housekeeping: what is pending reaches the sinks at least every flush_s."""
-        if now - self._last_flush_ns >= self.flush_ns:
+        if self._pending_chunk_items >= self._block_items or consumed_ns - self._last_flush_ns >= self.flush_ns:
             self.flush()
 
     def flush(self) -> None:

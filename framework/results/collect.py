@@ -18,14 +18,16 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from framework.layout import JOB_FILE, MULTIRUN_FILE, RESULTS_TABLE, SUMMARY_FILE, SUMMARY_TABLE, job_dirs, run_dirs
+from framework.layout import (DEPTH_FILE, ITEM_STATES, ITEMS_FILE, JOB_FILE, MULTIRUN_FILE, NO_STAMP, REPEAT_DIR,
+                              RESULTS_TABLE, SUMMARY_FILE, SUMMARY_TABLE, job_dirs, run_dirs)
 from framework.results.io import atomic_write
 from framework.results.stats import aggregate
+from framework.results.stream import read_table
 from framework.sweep.grid import expected_jobs, grid_points, load_yaml, sweep_command
 from framework.sweep.order import REPEAT_INDEX_KEY
 
 # Summary keys that do not become columns (lists of rows; the text ones are joined into `error`, `warning`).
-_NOT_COLUMNS = ("processes", "per_worker", "errors", "warnings", "failures", "memory")
+_NOT_COLUMNS = ("processes", "per_worker", "errors", "warnings", "failures", "memory", "latency_histograms")
 
 
 def _parse_value(text: str) -> Any:
@@ -83,7 +85,9 @@ def job_rows(job_dir: Path, base: Path, job: int) -> list[dict[str, Any]]:
     for repeat, run_dir in run_dirs(job_dir):
         summary = _read_json(run_dir / SUMMARY_FILE)
         if summary is None:
-            continue
+            summary = crashed_summary(run_dir)  # the chief died: what it streamed is still there
+            if summary is None:
+                continue
         if info.get("repeat_index") is not None:
             repeat = int(info["repeat_index"])  # one repeat per job (run.order=interleaved|random)
         row: dict[str, Any] = {"job": job, "repeat": repeat,
@@ -99,6 +103,29 @@ def job_rows(job_dir: Path, base: Path, job: int) -> list[dict[str, Any]]:
         row["feasible"] = info.get("feasible")
         rows.append(row)
     return rows
+
+
+def crashed_summary(run_dir: Path) -> dict[str, Any] | None:
+    """What can be read of a run whose chief died before writing summary.json (status ``crashed``): the
+    counts per state of the items it streamed, and how far its records go; None if it streamed nothing."""
+    if not any((run_dir / name).exists() for name in (ITEMS_FILE, DEPTH_FILE)):
+        return None
+    summary: dict[str, Any] = {"status": "crashed", "warnings": [], "errors": [
+        f"no {SUMMARY_FILE}: the chief died before the end of the run; the counts are what its streamed "
+        f"records hold (up to about record.flush_s before it died)"]}
+    if (run_dir / ITEMS_FILE).exists():
+        items = read_table(run_dir / ITEMS_FILE, columns=["state", "consumed_ns", "forwarded_ns"])
+        codes = items["state"].to_numpy()
+        counts = {name: int((codes == code).sum()) for code, name in enumerate(ITEM_STATES)}
+        summary["counts"] = {"recorded": int(len(items)), **counts}
+        stamps = items["consumed_ns"].to_numpy()
+        stamps = stamps[stamps != NO_STAMP]
+        if stamps.size:
+            summary["records_until_ns"] = int(stamps.max())
+    if (run_dir / DEPTH_FILE).exists():
+        depth = read_table(run_dir / DEPTH_FILE, columns=["elapsed_s"])
+        summary["recorded_s"] = float(depth["elapsed_s"].max()) if len(depth) else 0.0
+    return summary
 
 
 def _sanitize(df: pd.DataFrame) -> pd.DataFrame:
@@ -159,7 +186,8 @@ def collect(directory: str | os.PathLike, write: bool = True) -> Collected:
             rows.extend(job_rows_)
             if job_rows_ and job_complete(job_dir):
                 done.add(int(job_dir.name))
-    elif (base / SUMMARY_FILE).exists() or any(base.glob("repeat-*/summary.json")):
+    elif (base / SUMMARY_FILE).exists() or any(base.glob(f"{REPEAT_DIR.format('*')}/{SUMMARY_FILE}")) or \
+            crashed_summary(base) is not None:
         rows.extend(job_rows(base, base, 0))
         done.add(0)
     elif mcfg is None:

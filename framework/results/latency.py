@@ -223,6 +223,15 @@ class StageHistograms:
             result[stage] = row
         return result
 
+    def cdf(self, stage: str) -> tuple[np.ndarray, np.ndarray]:
+        """(latency in ms, fraction of items at or below it): one point per non-empty bucket of a stage."""
+        counts = _counts(self.histograms[self._check_stage(stage)])
+        index = np.flatnonzero(counts)
+        if index.size == 0:
+            return np.empty(0), np.empty(0)
+        cum = np.cumsum(counts[index].astype(np.float64))
+        return _LAYOUT.highest_equivalent(index).astype(np.float64) / NS_PER_MS, cum / cum[-1]
+
     # ----- merging and serialising -----
 
     def merge(self, other: StageHistograms) -> StageHistograms:

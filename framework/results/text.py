@@ -55,7 +55,7 @@ def format_collected(c: Collected) -> str:
         lines.append(format_aggregate(c.summary, c.keys))
     for _, row in c.table[c.table["status"] != "ok"].drop_duplicates("job").iterrows() if failed else []:
         first = (row["error"] or "").strip().splitlines()
-        lines.append(f"failed job {row['job']}: {first[-1] if first else row['status']}")
+        lines.append(f"{row['status']} job {row['job']}: {first[-1] if first else row['status']}")
     if c.missing:
         lines.append(f"missing       {len(c.missing)} grid point(s) without a result:")
         lines.extend("              " + " ".join(p) for p in c.missing[:20])

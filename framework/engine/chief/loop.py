@@ -104,7 +104,7 @@ class Chief:
         self.noise = NoiseSampler(self.run_pids)
         self.noise_from_ns = 0
         """When the measured window starts (after the warm-up): the noise sampler starts then."""
-        self.flush_ns = int(spec.record.flush_s * 1e9)
+        self.flush_ns = int(spec.record.flush_s * 1e9 / 2)
         self._last_flush_ns = 0
         self.t0 = 0
         self.rounds = 0

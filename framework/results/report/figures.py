@@ -3,6 +3,7 @@ data does not call for it (for example no payload-size figure when the sweep kep
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from framework.layout import DEPTH_FILE, SUMMARY_FILE  # noqa: E402
+from framework.results.latency import StageHistograms  # noqa: E402
 from framework.results.stats import median_ci  # noqa: E402
+from framework.results.stream import read_table  # noqa: E402
 
 DESIGN, WORKERS, BYTES = "config.queue.name", "config.workers.count", "item_bytes"
 STAGES = ("local_wait", "global_wait", "end_to_end")
-MAX_POINTS = 20_000
 """Latencies drawn per curve at most (a seeded sample beyond that keeps the figure light)."""
 
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
@@ -117,43 +120,36 @@ def throughput_vs_payload(ok: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
-def _latencies(run_dir: Path, summary: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """Per-stage latencies (ms) of the items consumed in a run's measured window."""
-    items = pd.read_parquet(run_dir / "items.parquet", columns=["created_ns", "forwarded_ns", "consumed_ns", "state"])
+def _histograms(run_dir: Path, summary: dict[str, Any] | None = None) -> StageHistograms | None:
+    """A run's latency histograms over its measured window (summary.json carries them), or None."""
     if summary is None:
-        import json
-
-        summary = json.loads((run_dir / "summary.json").read_text())
-    w = summary["window"]
-    c = items[items["state"] == "consumed"].dropna(subset=["consumed_ns"])
-    c = c[(c["consumed_ns"] >= w["start_ns"]) & (c["consumed_ns"] <= w["end_ns"])]
-    out = {"end_to_end": (c["consumed_ns"] - c["created_ns"]).to_numpy(dtype=float) / 1e6}
-    f = c.dropna(subset=["forwarded_ns"])
-    out["local_wait"] = (f["forwarded_ns"] - f["created_ns"]).to_numpy(dtype=float) / 1e6
-    out["global_wait"] = (f["consumed_ns"] - f["forwarded_ns"]).to_numpy(dtype=float) / 1e6
-    return out
+        path = run_dir / SUMMARY_FILE
+        summary = json.loads(path.read_text()) if path.exists() else {}
+    encoded = summary.get("latency_histograms")
+    return StageHistograms.decode(encoded) if encoded else None
 
 
-def _sample(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return rng.choice(x, MAX_POINTS, replace=False) if len(x) > MAX_POINTS else x
-
-
-def _cdf(ax: plt.Axes, x: np.ndarray, label: str) -> None:
-    x = np.sort(x[x > 0]) if (x > 0).any() else np.sort(x)
-    if len(x):
-        ax.plot(x, np.arange(1, len(x) + 1) / len(x), label=f"{label} (n={len(x):,})")
+def _cdf(ax: plt.Axes, h: StageHistograms, stage: str, label: str) -> bool:
+    """Draw one stage's CDF from its histogram (bucket edges: within the histogram's relative error)."""
+    x, y = h.cdf(stage)
+    keep = x > 0
+    if not keep.any():
+        return False
+    ax.step(x[keep], y[keep], where="post", label=label)
+    return True
 
 
 def latency_cdf(groups: dict[str, list[Path]], title: str) -> plt.Figure | None:
-    """End-to-end latency CDF per group (queue design), pooled over the group's runs."""
-    rng = np.random.default_rng(0)
+    """End-to-end latency CDF per group (queue design), its runs' histograms merged."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
     drawn = 0
     for name, dirs in groups.items():
-        values = [_latencies(d)["end_to_end"] for d in dirs if (d / "items.parquet").exists()]
-        values = [v for v in values if len(v)]
-        if values:
-            _cdf(ax, _sample(np.concatenate(values), rng), name)
+        merged = None
+        for d in dirs:
+            h = _histograms(d)
+            if h is not None:
+                merged = h if merged is None else merged.merge(h)
+        if merged is not None and _cdf(ax, merged, "end_to_end", name):
             drawn += 1
     if not drawn:
         plt.close(fig)
@@ -169,12 +165,12 @@ def latency_cdf(groups: dict[str, list[Path]], title: str) -> plt.Figure | None:
 
 def stage_cdf(run_dir: Path, summary: dict[str, Any]) -> plt.Figure | None:
     """One run's latency CDF per stage: local wait, global wait, end to end."""
-    lat = _latencies(run_dir, summary)
-    if not len(lat["end_to_end"]):
+    h = _histograms(run_dir, summary)
+    if h is None or not h.count("end_to_end"):
         return None
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for stage in STAGES:
-        _cdf(ax, lat[stage], stage)
+        _cdf(ax, h, stage, stage)
     ax.set_xscale("log")
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("fraction of items")
@@ -215,10 +211,10 @@ def stage_split(table: pd.DataFrame, by: str | None) -> plt.Figure | None:
 
 def depth_over_time(run_dir: Path, label: str) -> plt.Figure | None:
     """Global queue depth over time (and each worker's local queue) for one run."""
-    path = run_dir / "depth.parquet"
+    path = run_dir / DEPTH_FILE
     if not path.exists():
         return None
-    depth = pd.read_parquet(path)
+    depth = read_table(path)
     if depth.empty:
         return None
     fig, ax = plt.subplots(figsize=(8, 3.6))
@@ -276,10 +272,10 @@ def latency_vs_load(ok: pd.DataFrame) -> plt.Figure | None:
 
 
 def _mean_global_depth(run_dir: Path) -> float:
-    path = run_dir / "depth.parquet"
+    path = run_dir / DEPTH_FILE
     if not path.exists():
         return math.nan
-    d = pd.read_parquet(path, columns=["queue", "depth"])
+    d = read_table(path, columns=["queue", "depth"])
     d = d[d["queue"] == "global"]
     return float(d["depth"].mean()) if len(d) else math.nan
 
