@@ -27,7 +27,7 @@ What it runs, all in this one process, one configuration at a time:
    the chief reacting at once; end-to-end p50/p99 and the CPU share of a core used by the chief and by each
    worker (cpu_s / wall_s of each process, as the runner records them).
 
-It prints one throughput table (medians over the repeats), the latency table and the targets of issue #4
+It prints one throughput table (medians over the repeats), the latency table and the design targets
 side by side, writes both tables as CSV (``bench_table.csv``, ``bench_latency.csv``) next to the sweep's
 ``sweep_results.*``, and writes ``report.html``. The exit status is 0 when every run finished ok (targets
 missed are reported, not failed: timing on a shared machine is no pass/fail matter); ``--strict`` makes a
@@ -74,7 +74,7 @@ CHIEF_INTERVAL_S = {"rollout": 0.002}
 for every fragment takes CPU from the env-stepping workers (shm_ring, 2 workers, quiet VM: 1.35x one env alone
 at 0 against 1.63x at 0.002)."""
 
-# Issue #4's targets (2-core development machine, medians, side by side in one run).
+# The design targets (2-core development machine, medians, side by side in one run).
 TARGET_SMALL_ITEMS_PER_S = 1_000_000
 TARGET_64KIB_GB_PER_S = 10.0
 TARGET_1MIB_MEMCPY_SHARE = 0.5
@@ -534,7 +534,7 @@ def format_latency(latency: pd.DataFrame) -> str:
 
 
 def check_targets(table: pd.DataFrame, latency: pd.DataFrame, memcpy: dict, single_env: float | None) -> list[dict]:
-    """Issue #4's targets next to what this run measured; met is None where the run could not tell."""
+    """The design targets next to what this run measured; met is None where the run could not tell."""
     def cell(design: str, payload: str, workers: int, column: str) -> float:
         rows = table[(table.design == design) & (table.payload == payload) & (table.workers == workers)]
         return float(rows[column].iloc[0]) if len(rows) else math.nan
@@ -585,7 +585,7 @@ def check_targets(table: pd.DataFrame, latency: pd.DataFrame, memcpy: dict, sing
 
 
 def format_targets(targets: list[dict]) -> str:
-    lines = ["targets (issue #4)"]
+    lines = ["targets"]
     for t in targets:
         verdict = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
         lines.append(f"  {verdict:>12}  {t['target']}: wanted {t['wanted']}, measured {t['measured']}")

@@ -17,7 +17,8 @@ A sweep directory (``chiefbench -m ...``)::
             job.json               written first: overrides, launcher, concurrent jobs; at the end the objective
             .hydra/overrides.yaml  the job's own overrides (its grid point)
             summary.json ...       a complete run directory (run.repeats=1), or
-            repeat-0/ repeat-1/    one complete run directory per repeat (run.repeats>1)
+            repeat-0/ repeat-1/    one complete run directory per repeat (run.repeats>1, run.order=grouped;
+                                   interleaved and random orders run one repeat per job)
         sweep_results.parquet/.csv one row per job and repeat
         sweep_summary.parquet/.csv one row per configuration: median, 95 % CI, spread
         best.yaml                  the best feasible job

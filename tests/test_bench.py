@@ -29,7 +29,7 @@ def test_bench_tiny_prints_and_writes_its_tables(tmp_path, capsys):
                        "--designs", "pipe", "--payloads", "1KiB", "--workers", "1", "--no-report", "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed
-    for heading in ("raw items/s", "fw/raw", "memcpy", "p99 ms", "chief CPU %", "targets (issue #4)"):
+    for heading in ("raw items/s", "fw/raw", "memcpy", "p99 ms", "chief CPU %", "targets"):
         assert heading in printed
     table = pd.read_csv(out / "bench_table.csv")
     assert list(table[COLUMNS].columns) == COLUMNS and len(table) == 1

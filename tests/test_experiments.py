@@ -25,7 +25,7 @@ def compose_with_hydra(overrides):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
 
 
-def test_the_presets_the_issue_names_exist():
+def test_the_documented_presets_exist():
     assert {"seed", "queue_shootout", "scaling", "thresholds", "load", "search"} <= set(PRESETS)
 
 

@@ -50,7 +50,7 @@ class QueueSettings:
     """The resolved ``queue`` config group, as plain values a worker can unpickle."""
 
     name: str
-    """Registered design name (``mp_queue``, ``pipe``...)."""
+    """The design's label (``queue.name``: ``mp_queue``, ``pipe``...)."""
     maxsize: int = 0
     """Bound in items; 0 means unbounded (only for designs with ``supports_maxsize``)."""
     buffer_bytes: int | None = None

@@ -1,7 +1,7 @@
 """Latency histograms per pipeline stage: bounded memory, mergeable, JSON-serialisable.
 
-Role: instead of keeping every item's stamps to compute latency percentiles at the end, the chief
-records each block of items into three HdrHistograms (``hdrhistogram`` package, 1 ns .. 1 hour at
+Role: instead of keeping every item's stamps to compute latency percentiles at the end, the chief's
+recorder (``framework.engine.record``) records each block of items into three HdrHistograms (``hdrhistogram`` package, 1 ns .. 1 hour at
 3 significant digits, ~33k counters, 260 KB each, whatever the number of items). A summary.json
 carries them encoded (HdrHistogram's compressed base64 V2 format), and sweeps merge the
 histograms of repeats before taking quantiles (merging quantiles instead would be wrong).

@@ -1,7 +1,7 @@
 """Exact per-seq accounting of items in memory O(number of gaps), not O(number of items).
 
-Role: the end-of-run check "every produced item is accounted exactly once" used to need the
-whole items table (one row per item). ``SeqBooks`` keeps, per worker and per state, the sequence
+Role: the end-of-run check "every produced item is accounted exactly once" needs no items table:
+``SeqBooks`` keeps, per worker and per state, the sequence
 numbers seen as a list of half-open ranges [start, end). A worker's items mostly arrive in
 consecutive seq order, so a million consumed items are one range; only gaps, reorderings,
 state changes and duplicates add ranges.

@@ -1,7 +1,7 @@
 """Streamed parquet tables: the chief hands column blocks to a writer thread that writes part files.
 
-Role: the chief no longer keeps every item record in memory for one ``items.parquet`` written at
-the end (GBs at 750k items/s). It appends numpy column blocks to a ``ColumnStream``; a background
+Role: the chief does not keep its item records in memory for one ``items.parquet`` written at the
+end (that is GBs at 750k items/s). It appends numpy column blocks to a ``ColumnStream``; a background
 thread turns them into parquet part files that are closed (footer written, renamed into place)
 at least every ``flush_s``, so a run killed with SIGKILL keeps what it appended more than ~1 s
 before the kill, and ``close()`` only writes the last part.
@@ -38,7 +38,7 @@ Measured on this machine (2 shared cores, Python 3.11, pyarrow 26, numpy 2.4), i
 * close(): 0.02 s after a paced run (only the last part is written); 0.18 s after 3M rows were
   appended at once (MAX_PENDING_ROWS bounds that backlog: append() waits for the writer instead).
 
-Thread or process (the issue: "measure which costs the chief less"). A chief loop that makes a
+Thread or process: which costs the chief less. A chief loop that makes a
 10k-row block with numpy and does a fixed piece of Python work per block, paced at 750k rows/s,
 was timed with no writer, with this writer thread, and with a writer process (the same
 ColumnStream in a child) fed through a multiprocessing Pipe (``send_bytes`` of each column). The

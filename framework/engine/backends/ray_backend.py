@@ -11,10 +11,10 @@
                                                                           (framework.queues.ray_designs)
 
 The local backend's chief reads its workers' counters from a shared-memory control block,
-which cannot span machines. Here ``RayBackend`` stands in for the ``multiprocessing``
-context the chief is built with: its ``RawArray`` is a driver-side mirror of that block,
-its ``Process`` starts a Ray actor, its ``SimpleQueue`` is the side channel for worker
-tracebacks. A pump thread on the driver keeps one call in flight per actor (``hello``,
+which cannot span machines. Here the backend the chief is handed (``RayBackend``) gives a
+driver-side mirror of that block as ``control_block``, a Ray actor as each ``process`` and a
+side channel for worker tracebacks as ``side_channel``; its hooks add memory from the actors'
+reports, the pump's health and a bounded wait for the actors. A pump thread on the driver keeps one call in flight per actor (``hello``,
 then ``start``, then ``poll`` again and again) and merges what each reply reports: the
 actor's own counter slots (heartbeats translated into the driver's clock), its tracebacks,
 and under ``ray_batches`` the items themselves. Every item reaches the chief after the

@@ -9,7 +9,7 @@ Data flow (one run)::
 
                       shared control block (int64 slots, one writer each)
           +------------------------------------------------------------------+
-          | STOP  START_NS  CONSUMED | worker i: PRODUCED FORWARDED HEARTBEAT |
+          | STOP  START_NS  TAKEN    | worker i: PRODUCED FORWARDED HEARTBEAT |
           +------------------------------------------------------------------+
                ^ chief writes                ^ worker i writes
     worker i                                                     chief (main process)
@@ -18,10 +18,11 @@ Data flow (one run)::
      seeded      (deque |       transform, stamp         queue design      every chief.interval_s,
      stream i     mp_queue)     forwarded_ns             (framework.       if depth > global_threshold:
      created_ns                                           queues)          take, stamp consumed_ns,
-                                                                           record (Intake)      
+                                                                           record (Intake)
 
-Queue depths are computed from the counters (global = sum(FORWARDED) - CONSUMED,
-local i = PRODUCED_i - FORWARDED_i), never from ``qsize()``.
+Queue depths are computed from the counters (global = sum(FORWARDED) - TAKEN, local i =
+PRODUCED_i - FORWARDED_i - DROPPED_i), never from ``qsize()``. Records stream to the run
+directory as the run goes (``framework.engine.record``).
 
 Shutdown protocol:
 
