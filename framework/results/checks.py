@@ -23,7 +23,6 @@ import math
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import stats
 
 TREND_MIN_VALUES = 5
 """Fewer repeats than this are not tested for a trend (Kendall's test cannot reach p < 0.05 with 4)."""
@@ -65,6 +64,8 @@ def trend(values: Sequence[float]) -> dict[str, Any] | None:
     series as a fraction of the typical value. ``flagged`` when p < TREND_P and
     |relative_change| > TREND_MIN_CHANGE.
     """
+    from scipy import stats  # imported when used: it costs a run's start-up most of a second
+
     x, pos = _finite(values)
     if len(x) < TREND_MIN_VALUES:
         return None

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
+from framework.lazy import lazy_module
 from framework.layout import (DEPTH_FILE, ITEM_STATES, ITEMS_FILE, JOB_FILE, MULTIRUN_FILE, NO_STAMP, REPEAT_DIR,
                               RESULTS_TABLE, SUMMARY_FILE, SUMMARY_TABLE, job_dirs, run_dirs)
 from framework.results.io import atomic_write
@@ -25,6 +25,8 @@ from framework.results.stats import aggregate
 from framework.results.stream import read_table
 from framework.sweep.grid import expected_jobs, grid_points, load_yaml, sweep_command
 from framework.sweep.order import REPEAT_INDEX_KEY
+
+pd = lazy_module("pandas")  # a run that reads no table does not import pandas
 
 # Summary keys that do not become columns (lists of rows; the text ones are joined into `error`, `warning`).
 _NOT_COLUMNS = ("processes", "per_worker", "errors", "warnings", "failures", "memory", "latency_histograms")

@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy.stats import mannwhitneyu
 
+from framework.lazy import lazy_module
 from framework.errors import ComparisonError
 from framework.layout import RESULTS_TABLE
 from framework.results.collect import collect, swept_keys
 from framework.results.stats import CONCURRENCY_COLUMN, MACHINE_COLUMNS, METRIC
+
+pd = lazy_module("pandas")  # a run that reads no table does not import pandas
 
 
 def load_table(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 
+from framework.lazy import lazy_module
 from framework.errors import ResultsWriteError
 from framework.layout import (CONFIG_FILE, DEPTH_FILE, ITEM_STATES, ITEMS_FILE, MEMORY_FILE, NO_STAMP,
                               SUMMARY_FILE)
 from framework.results.stream import read_table
+
+pd = lazy_module("pandas")  # a run that reads no table does not import pandas
 
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from scipy.stats import binom
 
+from framework.lazy import lazy_module
 from framework.results import checks
+
+pd = lazy_module("pandas")  # a run that reads no table does not import pandas
 
 METRIC = "throughput_items_per_s"
 CV_WARN = 0.10
@@ -35,6 +36,8 @@ def median_ci(values: Any, level: float = 0.95) -> tuple[float, float, float]:
     ``level``. With fewer than 6 values no such j exists: the interval is [min, max] and its
     achieved level (1 - 2 * 0.5**n, e.g. 0.75 for 3 values) is returned so that tables can say so.
     """
+    from scipy.stats import binom  # imported when used: a run's start-up does not pay for it
+
     x = np.sort(np.asarray(values, dtype=float))
     x = x[~np.isnan(x)]
     n = len(x)

@@ -68,9 +68,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from framework.lazy import lazy_module
+
+pd = lazy_module("pandas")  # only read_table needs it
 
 FLUSH_S = 0.5
 """Default longest time, in seconds, a part with rows stays open (the crash-loss window)."""

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from framework.lazy import lazy_module
 from framework.config.validate import to_spec
 from framework.engine.runner import execute, rerun_command
 from framework.errors import ConfigError
@@ -28,6 +28,8 @@ from framework.layout import JOB_FILE, REPEAT_DIR, SUMMARY_FILE
 from framework.metadata import SCHEMA_VERSION, machine_metadata
 from framework.results.io import atomic_write
 from framework.results.text import format_summary
+
+pd = lazy_module("pandas")  # a run that reads no table does not import pandas
 
 NO_LATENCY_PENALTY = 1e6
 """Objective of an ok job that consumed nothing in its window, under a latency bound (finite, for Optuna)."""
