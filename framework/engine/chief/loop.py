@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import random
 import signal
 import time
 from collections.abc import Callable
@@ -27,6 +28,10 @@ from framework.payloads.base import item_nbytes, value_reader
 from framework.queues.base import QueueSettings
 from framework.results.latency import StageHistograms
 from framework.results.seqbooks import SeqBooks
+
+OBSERVE_NS = 5_000_000
+"""While the chief sleeps between checks, it observes the global depth at least this often (ns)."""
+
 
 @dataclass
 class RawRun:
@@ -153,6 +158,7 @@ class Chief:
         evict = self.bound is not None and s.queue.on_full == "drop_oldest"
         delay_s = s.faults.chief_delay_s
         housekeeping_ns = int(HOUSEKEEPING_S * 1e9)
+        jitter = random.Random(s.run.seed).random
         now_ns = time.monotonic_ns
         next_check = self.t0  # the original checks at once, then every interval
         next_housekeeping = self.t0
@@ -161,7 +167,9 @@ class Chief:
         while True:
             now = now_ns()
             if now >= next_housekeeping:
-                next_housekeeping = now + housekeeping_ns
+                # Jittered: samples at a fixed phase would lock onto periodic workers (a worker that forwards
+                # every 50 ms just after each sample) and bias the time-averaged depth (Little's law).
+                next_housekeeping = now + int(housekeeping_ns * (0.5 + jitter()))
                 self.housekeeping(now)
                 if evict:
                     intake.evict(self.bound)
@@ -176,7 +184,10 @@ class Chief:
                     produced_all = True
             if interval_ns:
                 if now < next_check:
-                    time.sleep(max(0, min(next_check, next_housekeeping) - now) / 1e9)
+                    # Between checks the depth is still observed every OBSERVE_S (a counter read): the
+                    # time-averaged depth must not miss what the workers forward while the chief sleeps.
+                    time.sleep(max(0, min(next_check, next_housekeeping, now + OBSERVE_NS) - now) / 1e9)
+                    books.observe(now_ns(), books.global_depth())
                     continue
                 next_check += interval_ns
             if evict:
