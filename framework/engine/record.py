@@ -161,9 +161,15 @@ class Recorder:
         self._flush_chunks()
         self._last_flush_ns = time.monotonic_ns()
 
+    def stop(self) -> None:
+        """Flush the rest and let the items table's writer finish (without waiting for it)."""
+        self.flush()
+        if self.stream is not None:
+            self.stream.stop()
+
     def close(self) -> None:
         """Flush the rest and close the items table (only its last part is written now)."""
-        self.flush()
+        self.stop()
         if self.stream is not None:
             self.stream.close()
 
@@ -260,8 +266,13 @@ class DepthRecorder:
             "depth": wide[:, 1:].reshape(-1),
         })
 
-    def close(self) -> None:
+    def stop(self) -> None:
         self.flush()
+        if self.stream is not None:
+            self.stream.stop()
+
+    def close(self) -> None:
+        self.stop()
         if self.stream is not None:
             self.stream.close()
 
@@ -302,7 +313,12 @@ class MemoryRecorder:
                             "worker": np.asarray(worker, np.int32), "pid": np.asarray(pid, np.int64),
                             "rss_bytes": np.asarray(rss, np.int64)})
 
-    def close(self) -> None:
+    def stop(self) -> None:
         self.flush()
+        if self.stream is not None:
+            self.stream.stop()
+
+    def close(self) -> None:
+        self.stop()
         if self.stream is not None:
             self.stream.close()

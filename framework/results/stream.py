@@ -232,6 +232,12 @@ class ColumnStream:
             time.sleep(POLL_S / 5)
         self.append_wait_s += time.perf_counter() - start
 
+    def stop(self) -> None:
+        """Ask the writer to write what is left and stop, without waiting (several streams then close in
+        parallel: ``stop()`` each, then ``close()`` each)."""
+        self._stopping = True
+        self._wake.set()
+
     def close(self) -> None:
         """Write what is left as the last part and stop the writer; raises the writer's error."""
         if self._closed:
@@ -239,8 +245,7 @@ class ColumnStream:
                 self._raise_error()
             return
         self._closed = True
-        self._stopping = True
-        self._wake.set()
+        self.stop()
         self._thread.join()
         if self._error is not None:
             self._raise_error()

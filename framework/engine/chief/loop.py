@@ -29,6 +29,8 @@ from framework.queues.base import QueueSettings
 from framework.results.latency import StageHistograms
 from framework.results.seqbooks import SeqBooks
 
+CALIBRATION_S = 0.02
+"""Seconds of the reference workload timed before and after each run (best of its repetitions)."""
 OBSERVE_NS = 5_000_000
 """While the chief sleeps between checks, it observes the global depth at least this often (ns)."""
 
@@ -223,7 +225,13 @@ class Chief:
 
     def close_records(self) -> None:
         """Flush and close the streamed tables (only their last parts are written now)."""
-        for recorder in (self.recorder, self.depth, self.memory):
+        recorders = (self.recorder, self.depth, self.memory)
+        for recorder in recorders:  # the three writers finish their last parts at once
+            try:
+                recorder.stop()
+            except Exception as exc:  # noqa: BLE001 - a disk that fills up must not lose the summary
+                self.notes.errors.append(f"records could not all be written: {exc}")
+        for recorder in recorders:
             try:
                 recorder.close()
             except Exception as exc:  # noqa: BLE001 - a disk that fills up must not lose the summary
@@ -263,7 +271,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print, directory: Pat
     status, exit_code, intake = "ok", 0, None
     machine_noise = None
     # The reference workload right before the workers start: what the machine could do at that moment.
-    calibration = {"before": calibrate()}
+    calibration = {"before": calibrate(CALIBRATION_S)}
     t_end = 0
     cpu0 = time.process_time()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -327,7 +335,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print, directory: Pat
         if main_thread:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-    calibration["after"] = calibrate()  # every worker is gone: the machine as the run left it
+    calibration["after"] = calibrate(CALIBRATION_S)  # every worker is gone: the machine as the run left it
     raw = chief.raw_run(status, exit_code, t_end, cpu0)
     raw.machine_noise, raw.calibration = machine_noise, calibration
     return raw
