@@ -16,6 +16,7 @@ from scipy.stats import mannwhitneyu
 from framework.lazy import lazy_module
 from framework.errors import ComparisonError
 from framework.layout import RESULTS_TABLE
+from framework.results import tables
 from framework.results.collect import collect, swept_keys
 from framework.results.stats import CONCURRENCY_COLUMN, MACHINE_COLUMNS, METRIC
 
@@ -188,19 +189,19 @@ def format_compare(result: pd.DataFrame) -> str:
     meta = result.attrs.get("chiefbench", {})
     if result.empty:
         return "no configuration is present (with an ok run) in both A and B"
-    width = max(len("configuration"), *(len(c) for c in result["configuration"]))
     noise = meta.get("noise_pct") or {}
     noise_text = ", ".join(f"{side} {value:.0f}%" for side, value in noise.items() if value is not None)
-    lines = [f"{meta.get('metric', METRIC)}: B relative to A (Mann-Whitney U, two-sided, alpha "
-             f"{meta.get('alpha', 0.05)}); {meta.get('figures', 'raw')} figures"
-             + (" (rescaled by each run's calibration to the reference machine)" if meta.get("figures") == "normalised"
-                else " (as measured; --normalised rescales them by each run's calibration)"),
-             *([f"machine noise (median steal + other processes): {noise_text}"] if noise_text else []),
-             f"{'configuration':<{width}}  {'median A':>12}  {'median B':>12}  {'B/A':>6}  {'p':>7}  verdict"]
-    for _, r in result.iterrows():
-        p = "-" if math.isnan(r["p_value"]) else f"{r['p_value']:.3f}"
-        lines.append(f"{r['configuration']:<{width}}  {r['median_a']:>12,.1f}  {r['median_b']:>12,.1f}  "
-                     f"{r['ratio']:>5.2f}x  {p:>7}  {r['verdict']}")
+    heading = [f"{meta.get('metric', METRIC)}: B relative to A (Mann-Whitney U, two-sided, alpha "
+               f"{meta.get('alpha', 0.05)}); {meta.get('figures', 'raw')} figures"
+               + (" (rescaled by each run's calibration to the reference machine)"
+                  if meta.get("figures") == "normalised"
+                  else " (as measured; --normalised rescales them by each run's calibration)"),
+               *([f"machine noise (median steal + other processes): {noise_text}"] if noise_text else [])]
+    rows = [[str(r["configuration"]), f"{r['median_a']:,.1f}", f"{r['median_b']:,.1f}", f"{r['ratio']:.2f}x",
+             "-" if math.isnan(r["p_value"]) else f"{r['p_value']:.3f}", str(r["verdict"])]
+            for _, r in result.iterrows()]
+    lines = [*heading, tables.render(["configuration", "median A", "median B", "B/A", "p", "verdict"], rows,
+                                     [False, True, True, True, True, False])]
     for problem in meta.get("forced_despite", []):
         lines.append(f"warning (forced): {problem}")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from framework.lazy import lazy_module
-from framework.results import checks
+from framework.results import checks, tables
 
 pd = lazy_module("pandas")  # a run that reads no table does not import pandas
 
@@ -128,23 +128,17 @@ def aggregate(table: pd.DataFrame, keys: list[str] | None = None, metric: str = 
 
 def format_aggregate(summary: pd.DataFrame, keys: list[str] | None = None) -> str:
     """The per-configuration table printed at the end of a sweep."""
-    width = max([len("configuration"), *(len(str(c)) for c in summary["configuration"])])
-    lines = [f"{'configuration':<{width}}  {'ok':>5}  {'items/s (median)':>16}  {'95% CI':>23}  {'cv':>5}  "
-             f"{'MB/s':>9}  {'e2e p99 ms':>10}  {'noise':>6}"]
-    notes = []
+    headers = ["configuration", "ok", "items/s (median)", "95% CI", "cv", "MB/s", "e2e p99 ms", "noise"]
+    rows, notes = [], []
     for _, r in summary.iterrows():
         ci = "-" if math.isnan(r["ci_low"]) or r["ci_level"] == 0 else f"{r['ci_low']:,.0f} .. {r['ci_high']:,.0f}"
         if not math.isnan(r["ci_level"]) and 0 < r["ci_level"] < 0.95:
             ci += "*"
-        cv = "-" if math.isnan(r["cv"]) else f"{r['cv']:.0%}"
-        med = "-" if math.isnan(r["median"]) else f"{r['median']:,.1f}"
-        mbs = "-" if math.isnan(r["mb_per_s_median"]) else f"{r['mb_per_s_median']:,.3f}"
-        p99 = "-" if math.isnan(r["p99_ms_median"]) else f"{r['p99_ms_median']:,.3f}"
         noise = sum(v for v in (r.get("steal_pct_median"), r.get("other_cpu_pct_median"))
                     if v is not None and not math.isnan(v)) if "other_cpu_pct_median" in r else math.nan
-        noise_text = "-" if math.isnan(r.get("other_cpu_pct_median", math.nan)) else f"{noise:.0f}%"
-        lines.append(f"{r['configuration']:<{width}}  {r['ok']:>2}/{r['runs']:<2}  {med:>16}  {ci:>23}  {cv:>5}  "
-                     f"{mbs:>9}  {p99:>10}  {noise_text:>6}")
+        rows.append([str(r["configuration"]), f"{r['ok']}/{r['runs']}", _num(r["median"], ",.1f"), ci,
+                     _num(r["cv"], ".0%"), _num(r["mb_per_s_median"], ",.3f"), _num(r["p99_ms_median"], ",.3f"),
+                     "-" if math.isnan(r.get("other_cpu_pct_median", math.nan)) else f"{noise:.0f}%"])
         if r["warning"]:
             notes.append(f"warning: {r['configuration']}: {r['warning']}")
     if "other_cpu_pct_median" in summary and summary["other_cpu_pct_median"].notna().any():
@@ -153,4 +147,9 @@ def format_aggregate(summary: pd.DataFrame, keys: list[str] | None = None) -> st
     if any(0 < lv < 0.95 for lv in summary["ci_level"].dropna()):
         notes.append("* fewer than 6 ok repeats: the interval is [min, max], whose confidence is below 95 % "
                      "(75 % for 3 repeats). Use run.repeats=6 or more for a 95 % interval.")
-    return "\n".join(lines + notes)
+    table = tables.render(headers, rows, [False, True, True, True, True, True, True, True])
+    return "\n".join([table, *notes])
+
+
+def _num(value: float, spec: str) -> str:
+    return "-" if value is None or math.isnan(value) else format(value, spec)

@@ -1,8 +1,19 @@
-"""The chief's live progress line (on stderr): where the run is, what it produced and consumed, the rate."""
+"""The chief's live progress line (on stderr): where the run is, what it produced and consumed, the rate.
+
+On a terminal the line is a ``rich`` live display, redrawn in place and removed at the end; in a log
+(stderr not a terminal) it is a plain line every few seconds and rich is never imported. Either way it
+is drawn by the chief's housekeeping, twice a second at most: the check loop pays nothing for it.
+"""
 
 from __future__ import annotations
 
 import sys
+
+from framework.lazy import lazy_module
+
+rich_console = lazy_module("rich.console")
+rich_live = lazy_module("rich.live")
+rich_text = lazy_module("rich.text")
 
 REFRESH_NS = 500_000_000
 """How often the line is redrawn on a terminal."""
@@ -20,7 +31,7 @@ class Progress:
         self._last_ns = 0
         self._last_consumed = 0
         self._last_line_ns = 0
-        self._live = False
+        self._live = None
 
     def update(self, now: int, t0: int, rounds: int, produced: int, consumed: int, failures: int) -> None:
         if not self.enabled or now - self._last_ns < REFRESH_NS:
@@ -34,16 +45,17 @@ class Progress:
         if failures:
             line += f"  failures {failures}"
         if self.tty:
-            sys.stderr.write("\r" + line + "\033[K")
-            sys.stderr.flush()
-            self._live = True
+            if self._live is None:
+                self._live = rich_live.Live(console=rich_console.Console(file=sys.stderr), auto_refresh=False,
+                                            transient=True, redirect_stdout=False, redirect_stderr=False)
+                self._live.start()
+            self._live.update(rich_text.Text(line), refresh=True)
         elif now - self._last_line_ns >= LOG_EVERY_NS:
             self._last_line_ns = now
             print(line, file=sys.stderr, flush=True)
 
     def clear(self) -> None:
         """Erase the live line, so that what is printed next starts on a line of its own."""
-        if self._live:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-            self._live = False
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
