@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +20,16 @@ _HELPERS = ("resource_tracker", "forkserver")
 
 FAST = ["workers.interval_s=0", "chief.interval_s=0", "chief.take_batch=0", "run.progress=false"]
 """Overrides for an as-fast-as-possible run that drains everything each check."""
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The checkout under test."""
+BIN = Path(sys.executable).parent
+CHIEFBENCH = str(BIN / "chiefbench")
+"""The installed commands (chiefbench, chiefbench-report, ...) beside the interpreter running the tests."""
+
+# Commands started by the tests (chiefbench, experiments/*.py) import this checkout's framework, not whatever
+# checkout the environment's editable install points at (a worktree sharing another checkout's .venv).
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def project_children() -> list[psutil.Process]:
