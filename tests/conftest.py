@@ -105,3 +105,16 @@ def run_in(tmp_path):
         return framework.run(list(overrides), output_dir=tmp_path / f"run{next(counter)}", echo=echo)
 
     return _run
+
+
+def sequences(result) -> dict[int, list[float]]:
+    """worker -> its values in sequence order (consumed and left alike)."""
+    return {w: g.sort_values("seq")["value"].round(9).tolist() for w, g in result.items.groupby("worker")}
+
+
+def expected_values(seed, worker, n, low=1, high=3, addend=0.1) -> list[float]:
+    """A worker's stream computed independently of the framework's payload code (randint + add)."""
+    from framework.payloads.seeding import worker_stream
+
+    draws = worker_stream(seed, worker).integers(low, high + 1, size=n)
+    return [round(float(v) + addend, 9) for v in draws]
