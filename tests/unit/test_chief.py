@@ -21,7 +21,6 @@ from framework.config.hydra import compose
 from framework.config.validate import to_spec
 from framework.engine import protocol
 from framework.engine.backends.base import Backend
-from framework.engine.chief import intake as intake_module
 from framework.engine.chief import supervisor as supervisor_module
 from framework.engine.chief.books import Books, Notes
 from framework.engine.chief.intake import Intake, count_items
