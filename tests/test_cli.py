@@ -13,11 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conftest import CHIEFBENCH, chiefbench
 from framework import hygiene
 
 pytestmark = pytest.mark.timeout(180)
-
-from conftest import CHIEFBENCH, chiefbench
 
 
 def test_default_run_scaled_down_writes_the_three_files(tmp_path):

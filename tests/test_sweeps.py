@@ -15,14 +15,13 @@ import pandas as pd
 import pytest
 
 import framework
+from conftest import BIN, CHIEFBENCH, ROOT, chiefbench
 from framework import hygiene
 from framework.errors import ComparisonError
 from framework.results.compare import compare, format_compare
 from framework.results.stats import aggregate, median_ci
 from framework.results.collect import collect
 from framework.results.text import progress_line
-
-from conftest import BIN, CHIEFBENCH, ROOT, chiefbench
 
 TINY = ["run.items=20", "workers.interval_s=0", "chief.interval_s=0", "run.start_method=fork", "run.progress=false"]
 

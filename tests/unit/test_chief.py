@@ -762,3 +762,83 @@ def test_reap_joins_then_kills_and_skips_never_started(monkeypatch):
     rig.supervisor.retired.append(never)
     rig.supervisor.reap()
     assert exited.kills == 0 and stuck.kills == 1 and never.kills == 0
+
+
+# ------------------------------------------------------------------------------------------- the check loop
+def chief_rig(forwarded, messages, **changes):
+    """A Chief on fakes (no worker is started): worker 0's counters say ``forwarded`` items were forwarded."""
+    from framework.engine.chief import Chief
+
+    spec = make_spec(run__progress=False, chief__interval_s=0.001, **changes)
+    backend, lines = FakeBackend(), []
+    chief = Chief(spec, FakeDesign(), backend, lines.append)
+    put(chief.books.control, 0, protocol.PRODUCED, forwarded)
+    put(chief.books.control, 0, protocol.FORWARDED, forwarded)
+    consumer = FakeConsumer(messages)
+    chief.open_intake(consumer)
+    chief.t0 = chief.supervisor.t0 = time.monotonic_ns()
+    return chief, consumer, lines
+
+
+def test_each_check_takes_take_batch_while_the_queue_is_deeper_than_the_threshold():
+    chief, consumer, lines = chief_rig(10, [item(0, s) for s in range(10)], chief__rounds=5,
+                                       chief__global_threshold=3, chief__take_batch=2)
+    chief.loop()
+    # Depths 10, 8, 6, 4: a take of 2 each; then 2, not above the threshold: nothing.
+    assert chief.rounds == 5
+    assert chief.recorder.count(CONSUMED) == 8 and chief.books.global_depth() == 2
+    frame = chief.recorder.frame()
+    assert frame["seq"].tolist() == list(range(8))
+    assert frame.groupby("consumed_ns").size().max() <= 2  # one stamp per take
+    # As the original printed: one line per item taken, with its round.
+    assert len(lines) == 8 and lines[0].startswith("[chief] round 0: took 0.5 (worker 0, seq 0)")
+    assert lines[-1].startswith("[chief] round 3: took 7.5")
+
+
+def test_take_batch_zero_takes_everything_above_nothing_at_or_below_the_threshold():
+    chief, _, _ = chief_rig(10, [item(0, s) for s in range(10)], chief__rounds=2, chief__global_threshold=3,
+                            chief__take_batch=0)
+    chief.loop()
+    assert chief.recorder.count(CONSUMED) == 10
+    chief, consumer, _ = chief_rig(3, [item(0, s) for s in range(3)], chief__rounds=3, chief__global_threshold=3,
+                                   chief__take_batch=0)
+    chief.loop()
+    assert chief.rounds == 3 and chief.recorder.count(CONSUMED) == 0 and consumer.get_calls == []
+
+
+def test_the_loop_ends_once_every_live_worker_produced_run_items():
+    chief, _, _ = chief_rig(0, [], run__items=5)
+    put(chief.books.control, 0, protocol.PRODUCED, 5)
+    put(chief.books.control, 1, protocol.PRODUCED, 4)
+    chief.supervisor.dead.add(1)  # a worker that failed under continue is not waited for
+    chief.loop()
+    assert chief.rounds == 0
+
+
+def test_the_loop_evicts_past_the_bound_under_drop_oldest():
+    chief, consumer, _ = chief_rig(10, [item(0, s) for s in range(10)], chief__rounds=1,
+                                   chief__global_threshold=3, chief__take_batch=1, queue__maxsize=4,
+                                   queue__on_full="drop_oldest")
+    chief.loop()
+    assert chief.recorder.count(DROPPED_OLDEST) == 6
+    frame = chief.recorder.frame()
+    assert frame[frame["state"] == "dropped_oldest"]["seq"].tolist() == list(range(6))
+    assert frame[frame["state"] == "consumed"]["seq"].tolist() == [6]
+
+
+def test_an_interrupt_is_raised_at_the_next_safe_point_and_a_second_one_stops_the_stop():
+    import signal
+
+    from framework.errors import RunInterrupted
+
+    interrupts = Interrupts()
+    interrupts.check()  # nothing yet
+    interrupts(signal.SIGINT, None)  # the handler only records it
+    with pytest.raises(RunInterrupted) as info:
+        interrupts.check()
+    assert info.value.exit_code == 130
+    interrupts.check(2)  # while stopping, only one more interrupt stops at once
+    interrupts(signal.SIGTERM, None)
+    with pytest.raises(RunInterrupted) as info:
+        interrupts.check(2)
+    assert info.value.exit_code == 143
