@@ -151,3 +151,28 @@ def expected_values(seed, worker, n, low=1, high=3, addend=0.1) -> list[float]:
 
     draws = worker_stream(seed, worker).integers(low, high + 1, size=n)
     return [round(float(v) + addend, 9) for v in draws]
+
+
+@pytest.fixture
+def semaphores_named(monkeypatch):
+    """The names of the semaphores multiprocessing names in /dev/shm (spawn, forkserver) in this process.
+
+    Recorded as they are made, so that the check is about this test's run only: other programs on the
+    machine (a test run in another checkout) make and remove theirs meanwhile."""
+    import multiprocessing.synchronize as synchronize
+
+    names: list[str] = []
+    real = synchronize.SemLock.__init__
+
+    def init(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        if self._semlock.name is not None:
+            names.append(self._semlock.name)
+
+    monkeypatch.setattr(synchronize.SemLock, "__init__", init)
+    return names
+
+
+def semaphores_left(names) -> list[str]:
+    """Those of ``names`` (recorded by ``semaphores_named``) still in /dev/shm."""
+    return [n for n in names if Path("/dev/shm", "sem." + n.lstrip("/")).exists()]

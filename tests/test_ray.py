@@ -144,7 +144,8 @@ def test_without_the_extra_backend_ray_gives_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
     with pytest.raises(ConfigError) as info:
         to_spec(compose(["backend=ray"]))
-    assert "pip install 'chiefbench[ray]'" in str(info.value) and info.value.key == "queue"
+    assert "pip install 'chiefbench[ray]'" in str(info.value) and info.value.key == "queue._target_"
+    assert "queue=ray_batches needs ray" in str(info.value)
 
 
 def test_submitit_preset_composes_into_slurm_parameters():

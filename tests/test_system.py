@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FAST, expected_values, sequences
+from conftest import FAST, expected_values, semaphores_left, sequences
 from framework.queues.catalog import designs
 from framework.results.io import load_run
 
@@ -31,26 +30,6 @@ def assert_balanced(result, workers, per_worker=None):
             assert sorted(g["seq"]) == list(range(per_worker))
 
 
-@pytest.fixture
-def semaphores_named(monkeypatch):
-    """The names of the semaphores multiprocessing names in /dev/shm (spawn, forkserver) in this process.
-
-    Recorded as they are made, so that the check is about this test's run only: other programs on the
-    machine (a test run in another checkout) make and remove theirs meanwhile."""
-    import multiprocessing.synchronize as synchronize
-
-    names: list[str] = []
-    real = synchronize.SemLock.__init__
-
-    def init(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        if self._semlock.name is not None:
-            names.append(self._semlock.name)
-
-    monkeypatch.setattr(synchronize.SemLock, "__init__", init)
-    return names
-
-
 @pytest.mark.parametrize("design", DESIGNS)
 @pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
 def test_each_design_and_start_method_moves_every_item(run_in, semaphores_named, design, start_method):
@@ -62,13 +41,16 @@ def test_each_design_and_start_method_moves_every_item(run_in, semaphores_named,
     result = run_in([*FAST, f"queue={design}", f"run.start_method={start_method}", "run.items=300",
                      "workers.forward_batch=4", "run.seed=1234"])
     assert_balanced(result, 2, per_worker=300)
-    assert result.counts["consumed"] > 0
-    assert result.summary["throughput_items_per_s"] > 0
+    # Everything but what a worker's local queue still held (at most local_threshold + 1 items) crossed the
+    # design, taken by the chief's rule or drained at the stop (how much of each depends on scheduling: a
+    # chief descheduled at the start may find run.items already produced and take nothing by its rule).
+    crossed = result.items["state"].isin(["consumed", "left_global"])
+    assert crossed.sum() >= 2 * (300 - 6)
     assert sequences(result) == {w: expected_values(1234, w, 300) for w in range(2)}
     # At least the side channel's lock is named outside fork: the check below has something to check.
     assert bool(semaphores_named) == (start_method != "fork")
     gc.collect()
-    left = [name for name in semaphores_named if Path("/dev/shm", "sem." + name.lstrip("/")).exists()]
+    left = semaphores_left(semaphores_named)
     assert not left, f"named semaphores left in /dev/shm: {left}"
 
 
