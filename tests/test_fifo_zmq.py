@@ -136,6 +136,9 @@ def test_zmq_tail_survives_a_producer_closing_at_its_high_water_mark():
             except queue.Empty:
                 break
             time.sleep(0.001)  # still slow: the producer closes while held at the mark
+        # As the chief does once it stops reading: receive the end-of-stream marker, so that the producer's
+        # close() is acknowledged at once (else it waits ACK_TIMEOUT_S for it, then closes all the same).
+        consumer.finish(GET_TIMEOUT_S)
         p.join(GET_TIMEOUT_S)
         assert p.exitcode == 0
     finally:
