@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +21,23 @@ _HELPERS = ("resource_tracker", "forkserver")
 
 FAST = ["workers.interval_s=0", "chief.interval_s=0", "chief.take_batch=0", "run.progress=false"]
 """Overrides for an as-fast-as-possible run that drains everything each check."""
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The checkout under test."""
+BIN = Path(sys.executable).parent
+CHIEFBENCH = str(BIN / "chiefbench")
+"""The installed commands (chiefbench, chiefbench-report, ...) beside the interpreter running the tests."""
+
+
+
+def chiefbench(*args, cwd, timeout=150, **kwargs):
+    """Run the chiefbench command as a user does; its CompletedProcess (text output captured)."""
+    return subprocess.run([CHIEFBENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+# Commands started by the tests (chiefbench, experiments/*.py) import this checkout's framework, not whatever
+# checkout the environment's editable install points at (a worktree sharing another checkout's .venv).
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def project_children() -> list[psutil.Process]:
@@ -37,7 +56,6 @@ def project_children() -> list[psutil.Process]:
 OUR_TEMP_PREFIXES = ("chiefbench-",)
 """chiefbench names its temp directories chiefbench-<pid>-*: one whose process is dead leaked.
 (multiprocessing's own pymp-* directories are not checked: other programs on the machine make them too.)"""
-"""Temporary directories multiprocessing (manager sockets) and chiefbench create."""
 OUR_SHM_MARKERS = ("chiefbench",)
 """Segments chiefbench names itself. multiprocessing's own named semaphores (sem.mp-*) live
 until their owner object is collected; tests/test_system.py checks them after real runs."""
@@ -46,12 +64,39 @@ until their owner object is collected; tests/test_system.py checks them after re
 _SHM_OWNER = re.compile(r"chiefbench-[a-z]+-(\d+)-")
 
 
+STARTED: set[int] = set()
+"""Every process this test session started with subprocess (the chiefbench commands among them)."""
+_popen_init = subprocess.Popen.__init__
+
+
+def _recording_popen_init(self, *args, **kwargs):
+    _popen_init(self, *args, **kwargs)
+    STARTED.add(self.pid)
+
+
+subprocess.Popen.__init__ = _recording_popen_init
+
+
+def ours(pid: int) -> bool:
+    """A temporary directory or segment named with ``pid`` is this session's to clean: made by this process
+    (an in-process run) or by a command it started that is gone now. Those of other programs on the machine
+    (a test run in another checkout, whose killed chiefs leave theirs for a later clean-up) are not."""
+    return pid == os.getpid() or (pid in STARTED and not hygiene._alive(pid))
+
+
 def _owner_gone_or_us(name: str) -> bool:
     match = _SHM_OWNER.search(name)
     if match is None:
         return True
-    pid = int(match.group(1))
-    return pid == os.getpid() or not hygiene._alive(pid)
+    return ours(int(match.group(1)))
+
+
+def leaked_temp(before: set[str]) -> set[str]:
+    """chiefbench temporary directories made since ``before`` by a command of ours that has exited (this
+    process's own lives as long as it does; rescue directories are kept on purpose)."""
+    return {n for n in temp_entries() - before
+            if not n.startswith("chiefbench-rescue-") and int(n.split("-")[1]) != os.getpid()
+            and ours(int(n.split("-")[1]))}
 
 
 def temp_entries() -> set[str]:
@@ -86,8 +131,7 @@ def no_leftover_processes(tmp_path_factory, monkeypatch):
     # live processes (a test run in another checkout) are theirs to clean.
     left_shm = {n for n in shm_entries() - shm_before if _owner_gone_or_us(n)}
     assert not left_shm, f"shared-memory segments left: {left_shm}"
-    leaked = {n for n in temp_entries() - temp_before
-              if not n.startswith("chiefbench-rescue-") and not hygiene._alive(int(n.split("-")[1]))}
+    leaked = leaked_temp(temp_before)
     assert not leaked, f"temporary directories left: {leaked}"
 
 
@@ -100,3 +144,41 @@ def run_in(tmp_path):
         return framework.run(list(overrides), output_dir=tmp_path / f"run{next(counter)}", echo=echo)
 
     return _run
+
+
+def sequences(result) -> dict[int, list[float]]:
+    """worker -> its values in sequence order (consumed and left alike)."""
+    return {w: g.sort_values("seq")["value"].round(9).tolist() for w, g in result.items.groupby("worker")}
+
+
+def expected_values(seed, worker, n, low=1, high=3, addend=0.1) -> list[float]:
+    """A worker's stream computed independently of the framework's payload code (randint + add)."""
+    from framework.payloads.seeding import worker_stream
+
+    draws = worker_stream(seed, worker).integers(low, high + 1, size=n)
+    return [round(float(v) + addend, 9) for v in draws]
+
+
+@pytest.fixture
+def semaphores_named(monkeypatch):
+    """The names of the semaphores multiprocessing names in /dev/shm (spawn, forkserver) in this process.
+
+    Recorded as they are made, so that the check is about this test's run only: other programs on the
+    machine (a test run in another checkout) make and remove theirs meanwhile."""
+    import multiprocessing.synchronize as synchronize
+
+    names: list[str] = []
+    real = synchronize.SemLock.__init__
+
+    def init(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        if self._semlock.name is not None:
+            names.append(self._semlock.name)
+
+    monkeypatch.setattr(synchronize.SemLock, "__init__", init)
+    return names
+
+
+def semaphores_left(names) -> list[str]:
+    """Those of ``names`` (recorded by ``semaphores_named``) still in /dev/shm."""
+    return [n for n in names if Path("/dev/shm", "sem." + n.lstrip("/")).exists()]

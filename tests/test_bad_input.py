@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from dataclasses import asdict
 import json
 import subprocess
 import sys
@@ -51,7 +52,8 @@ SAFE_KEYS = {o.split("=")[0] for o in SAFE}
 def test_random_overrides_run_or_fail_clearly(tmp_path_factory, overrides):
     overrides = [o for o in overrides if o.split("=")[0] not in SAFE_KEYS]
     try:
-        spec = to_spec(compose([*overrides, *SAFE]))
+        cfg = compose([*overrides, *SAFE])
+        spec = to_spec(cfg)
     except ConfigError as exc:
         message = str(exc)
         assert message.startswith("Invalid config: ") and "Fix: " in message and "\n" not in message
@@ -63,8 +65,15 @@ def test_random_overrides_run_or_fail_clearly(tmp_path_factory, overrides):
     event("ran")
     result = framework.run([*overrides, *SAFE], output_dir=tmp_path_factory.mktemp("fuzz"), echo=lambda _: None)
     assert result.status in ("ok", "failed")
-    assert result.counts["lost_unexplained"] == 0 and result.counts["duplicates"] == 0
-    assert spec.workers.count == 2
+    c = result.counts
+    assert c["lost_unexplained"] == 0 and c["duplicates"] == 0
+    assert c["produced"] == c["consumed"] + c["left_in_queues"] + c["dropped"] + c["lost"]
+    assert (result.status == "ok") == (not result.summary["errors"]), result.summary["errors"]
+    # The run is the one that was validated: every fuzzed value reached it (a null seed is drawn per run).
+    expected = asdict(spec)
+    if cfg.run.seed is None:
+        expected["run"]["seed"] = result.summary["config"]["run"]["seed"]
+    assert repr(result.summary["config"]) == repr(expected)
 
 
 @pytest.mark.slow

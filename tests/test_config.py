@@ -60,7 +60,7 @@ def test_null_seed_is_replaced_by_recorded_entropy():
         ("run.items=0", "run.items", "positive"),
         ("run.start_method=thread", "run.start_method", "start methods"),
         ("run.on_stop=drop", "run.on_stop", "forward"),
-        ("queue.name=carrier_pigeon", "queue.name", "mp_queue"),
+        ("queue.name=carrier_pigeon", "queue.name", "only the label of the queue chosen, and that queue is mp_queue"),
         ("queue.maxsize=-1", "queue.maxsize", "0 (unbounded)"),
         ("queue.on_full=explode", "queue.on_full", "drop_oldest"),
         ("queue.max_bytes=4", "queue.max_bytes", "larger than the queue's whole capacity"),
@@ -89,9 +89,17 @@ def test_bad_values_fail_with_one_paragraph(override, key, words):
 
 def test_unknown_queue_lists_known_designs():
     with pytest.raises(ConfigError) as info:
-        to_spec(compose(["queue.name=nope"]))
-    for name in ("mp_queue", "simple_queue", "pipe", "manager_queue"):
+        to_spec(compose(["queue=nope"]))
+    assert info.value.key == "queue"
+    for name in ("mp_queue", "simple_queue", "pipe", "manager_queue", "shm_ring", "zmq", "faster_fifo"):
         assert name in str(info.value)
+
+
+def test_a_queue_label_must_name_the_queue_chosen():
+    assert to_spec(compose(["queue=pipe", "queue.name=pipe"])).queue.name == "pipe"
+    with pytest.raises(ConfigError) as info:
+        to_spec(compose(["queue=pipe", "queue.name=mp_queue"]))
+    assert info.value.key == "queue.name" and "that queue is pipe" in str(info.value)
 
 
 def test_integer_array_with_fractional_addend_is_refused():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,22 @@ def test_preset_composes_and_validates(name):
     assert lines[1].startswith("# chiefbench ") and f"+experiment={name}" in lines[1]
 
 
+def without_hydra(cfg):
+    return {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
+
+
 def test_seed_preset_is_the_original_system():
-    assert OmegaConf.to_container(compose_with_hydra(["+experiment=seed"]), resolve=False).keys()
-    assert to_spec(compose_with_hydra(["+experiment=seed"])) == to_spec(compose_with_hydra([]))
+    seed, default = compose_with_hydra(["+experiment=seed"]), compose_with_hydra([])
+    # The preset changes no key at all (and the defaults are the original program: tests/test_config.py).
+    assert without_hydra(seed) == without_hydra(default)
+    assert seed.hydra.sweeper.get("params") in (None, {}) and seed.hydra.mode == default.hydra.mode
+    spec = to_spec(seed)
+    assert spec == to_spec(default)
+    assert (spec.workers.count, spec.workers.interval_s, spec.workers.local_threshold, spec.chief.interval_s,
+            spec.chief.global_threshold, spec.chief.take_batch, spec.chief.rounds) == (2, 1.0, 5, 2.0, 3, 1, 11)
+    assert (spec.queue.name, spec.payload.name, spec.transform.value) == ("mp_queue", "randint", 0.1)
+    # A preset that changed something would not compare equal: the comparison can fail.
+    assert without_hydra(compose_with_hydra(["+experiment=load"])) != without_hydra(default)
 
 
 @pytest.mark.parametrize("name, expected", [("queue_shootout", None), ("thresholds", 16), ("load", 5)])
@@ -76,6 +90,19 @@ def test_search_preset_selects_the_optuna_sweeper():
 
 
 @pytest.mark.parametrize("name", ["queue_shootout", "scaling", "thresholds", "load", "search"])
-def test_each_experiment_has_an_entry_point(name):
+def test_each_experiment_entry_point_launches_its_preset_as_a_sweep(name, monkeypatch):
+    """experiments/<name>.py hands chiefbench's main `-m +experiment=<name>` and then the user's overrides
+    (which win); imported rather than run (spawn re-imports a main module) it launches nothing.
+    tests/test_sweeps.py runs one of them for real (experiments/load.py)."""
+    import runpy
+
+    import framework.cli.main as cli
+
+    launched = []
+    monkeypatch.setattr(cli, "main", lambda: launched.append(list(sys.argv)))
     script = ROOT / "experiments" / f"{name}.py"
-    assert script.exists() and "__main__" in script.read_text()
+    runpy.run_path(str(script), run_name="__mp_main__")
+    assert launched == []
+    monkeypatch.setattr(sys, "argv", [str(script), "queue=pipe", "run.repeats=2"])
+    runpy.run_path(str(script), run_name="__main__")
+    assert launched == [[str(script), "-m", f"+experiment={name}", "queue=pipe", "run.repeats=2"]]

@@ -22,8 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import FAST, project_children, temp_entries
-from framework import hygiene
+from conftest import FAST, leaked_temp, project_children, temp_entries
 from framework.config.hydra import compose
 from framework.config.validate import to_spec
 from framework.errors import ConfigError
@@ -89,8 +88,7 @@ def no_leftover_processes():
     assert not worker_actors(), f"worker actors left alive: {worker_actors()}"
     left = _foreign_children()
     assert not left, f"processes left behind: {[(p.pid, p.name()) for p in left]}"
-    leaked = {n for n in temp_entries() - temp_before
-              if not n.startswith("chiefbench-rescue-") and not hygiene._alive(int(n.split("-")[1]))}
+    leaked = leaked_temp(temp_before)
     assert not leaked, f"temporary directories left: {leaked}"
 
 
@@ -146,7 +144,8 @@ def test_without_the_extra_backend_ray_gives_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
     with pytest.raises(ConfigError) as info:
         to_spec(compose(["backend=ray"]))
-    assert "pip install 'chiefbench[ray]'" in str(info.value) and info.value.key == "queue"
+    assert "pip install 'chiefbench[ray]'" in str(info.value) and info.value.key == "queue._target_"
+    assert "queue=ray_batches needs ray" in str(info.value)
 
 
 def test_submitit_preset_composes_into_slurm_parameters():

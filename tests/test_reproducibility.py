@@ -1,43 +1,24 @@
-"""Seeded per-worker streams: the same values every time, different values per worker."""
+"""Seeded per-worker streams: the same values every time, different values per worker.
+
+That every design under every start method gives each worker exactly its seeded stream is checked by
+tests/test_system.py (test_each_design_and_start_method_moves_every_item)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from conftest import FAST
-from framework.payloads.seeding import worker_stream
+from conftest import FAST, sequences
 
 pytestmark = pytest.mark.timeout(120)
 
 ITEMS = 60
 
 
-def sequences(result):
-    """worker -> its values in sequence order (consumed and left alike)."""
-    return {w: g.sort_values("seq")["value"].round(9).tolist() for w, g in result.items.groupby("worker")}
-
-
-def expected_values(seed, worker, n, low=1, high=3, addend=0.1):
-    """The stream computed independently of the framework's payload code."""
-    draws = worker_stream(seed, worker).integers(low, high + 1, size=n)
-    return [round(float(v) + addend, 9) for v in draws]
-
-
-@pytest.mark.parametrize("design, start_method", [
-    ("mp_queue", "fork"), ("pipe", "spawn"), ("simple_queue", "forkserver"), ("manager_queue", "fork")])
-def test_same_seed_same_values_on_every_design_and_start_method(run_in, design, start_method):
-    result = run_in([*FAST, f"queue={design}", f"run.start_method={start_method}", f"run.items={ITEMS}",
-                     "run.seed=1234"])
-    assert result.status == "ok"
-    got = sequences(result)
-    assert got == {w: expected_values(1234, w, ITEMS) for w in range(2)}
-
-
 def test_repeat_with_different_timing_gives_the_same_sequences(run_in):
     a = run_in([*FAST, f"run.items={ITEMS}", "run.seed=7", "run.start_method=fork"])
     b = run_in(["workers.interval_s=0.002", "chief.interval_s=0.005", f"run.items={ITEMS}", "run.seed=7",
-                "run.progress=false", "queue=pipe", "run.start_method=spawn"])
+                "run.progress=false", "queue=pipe", "run.start_method=fork"])
     assert sequences(a) == sequences(b)
 
 

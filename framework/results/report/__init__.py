@@ -75,7 +75,7 @@ class _Page:
 
 
 _TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>report-loading</title>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body {{ font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -91,15 +91,17 @@ pre {{ background: #f6f8fa; padding: .6rem; overflow-x: auto; font-size: .8rem; 
 .warning {{ background: #fff4e5; border-left: 4px solid #f0a030; padding: .4rem .6rem; }}
 .failed {{ background: #fdecea; border-left: 4px solid #d9534f; padding: .4rem .6rem; }}
 </style></head>
-<body>
+<body data-report-status="loading" data-figures="0">
 <h1>{title}</h1>
 {body}
 <script>
-// Sets the title to "report-ok N-figures" once every figure has decoded (tests read it headless).
+// Once the page has loaded, the body says whether every figure decoded: data-report-status="ok" (or
+// "broken") and data-figures="N", the number that did. Nothing a reader sees; a headless browser reads it.
 window.addEventListener("load", function () {{
   var imgs = document.querySelectorAll("figure img"), ok = 0;
   for (var i = 0; i < imgs.length; i++) {{ if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++; }}
-  document.title = (ok === imgs.length ? "report-ok " : "report-broken ") + ok + "-figures";
+  document.body.setAttribute("data-figures", String(ok));
+  document.body.setAttribute("data-report-status", ok === imgs.length ? "ok" : "broken");
 }});
 </script>
 </body></html>
