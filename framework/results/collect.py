@@ -21,6 +21,7 @@ from framework.lazy import lazy_module
 from framework.layout import (DEPTH_FILE, ITEM_STATES, ITEMS_FILE, JOB_FILE, MULTIRUN_FILE, NO_STAMP, REPEAT_DIR,
                               RESULTS_TABLE, SUMMARY_FILE, SUMMARY_TABLE, job_dirs, run_dirs)
 from framework.results.io import atomic_write
+from framework.results.latency import StageHistograms
 from framework.results.stats import aggregate
 from framework.results.stream import read_table
 from framework.sweep.grid import expected_jobs, grid_points, load_yaml, sweep_command
@@ -206,12 +207,36 @@ def collect(directory: str | os.PathLike, write: bool = True) -> Collected:
     table = _sanitize(pd.DataFrame(rows))
     keys = swept_keys(table, points)
     table.attrs["chiefbench"] = {"keys": keys, "command": sweep_command(mcfg) if mcfg is not None else None}
-    summary = aggregate(table, keys)
+    summary = pooled_latency(aggregate(table, keys), table, keys, base)
     collected = Collected(table=table, summary=summary, keys=keys, missing=missing, expected=expected,
                           command=table.attrs["chiefbench"]["command"], directory=base)
     if write and len(table):
         write_tables(collected, base)
     return collected
+
+
+def pooled_latency(summary: pd.DataFrame, table: pd.DataFrame, keys: list[str], base: Path) -> pd.DataFrame:
+    """Per configuration, the end-to-end latency of all its ok repeats together: their histograms merged
+    (quantiles of pooled histograms, not a median of quantiles), ``pooled_e2e_p50_ms`` .. ``_p99_ms``."""
+    columns = {f"pooled_e2e_{q}_ms": [] for q in ("p50", "p99")}
+    if table.empty or "status" not in table:
+        return summary.assign(**columns) if len(summary) == 0 else summary
+    ok = table[table["status"] == "ok"]
+    present = [k for k in keys if k in ok.columns]
+    groups = {tuple(str(v) for v in (row if isinstance(row, tuple) else (row,))): g
+              for row, g in (ok.groupby(present, sort=False, dropna=False) if present else [((), ok)])}
+    for _, r in summary.iterrows():
+        merged = None
+        for directory in groups.get(tuple(str(r[k]) for k in present), ok.iloc[0:0])["directory"]:
+            run = _read_json(base / directory / SUMMARY_FILE) if directory != "." else _read_json(base / SUMMARY_FILE)
+            encoded = (run or {}).get("latency_histograms")
+            if encoded:
+                h = StageHistograms.decode(encoded)
+                merged = h if merged is None else merged.merge(h)
+        q = merged.quantiles((50, 99))["end_to_end"] if merged is not None else {}
+        columns["pooled_e2e_p50_ms"].append(q.get("p50_ms"))
+        columns["pooled_e2e_p99_ms"].append(q.get("p99_ms"))
+    return summary.assign(**columns)
 
 
 def swept_keys(table: pd.DataFrame, points: list[list[str]] | None) -> list[str]:

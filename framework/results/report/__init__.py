@@ -151,6 +151,8 @@ def _run_report(run_dir: Path, target: Path) -> Path:
               f"{'' if steps is None else f' ({steps:,.0f} transitions/s)'}"
               f"; design {cfg.get('queue', {}).get('name', '?')}, "
               f"{cfg.get('workers', {}).get('count', '?')} workers.")
+    page.para(record_note((summary.get("record") or {}).get("items", "all"),
+                          (summary.get("record") or {}).get("sample_every")))
     for w in summary.get("warnings", []):
         page.para(f"warning: {w}", "warning")
     for e in summary.get("errors", []):
@@ -206,6 +208,20 @@ _MAIN_COLUMNS = ("throughput_items_per_s", "throughput_mb_per_s", "transitions_p
                  "stability.unstable")
 
 
+RECORD_NOTES = {
+    "all": "record.items=all: items.parquet holds one row per item; every figure here covers every item.",
+    "sample": "record.items=sample: items.parquet holds every {every}-th item of each worker; the latency "
+              "figures, counts and accounting still cover every item (histograms and books).",
+    "none": "record.items=none: no items.parquet; the latency figures, counts and accounting come from the "
+            "histograms and books kept for every item.",
+}
+"""What each record.items mode kept, said on every report."""
+
+
+def record_note(mode: str, every: int | None = None) -> str:
+    return RECORD_NOTES.get(mode, RECORD_NOTES["all"]).format(every=every)
+
+
 NOISE_COLUMNS = ("machine_noise.steal_pct", "machine_noise.other_cpu_pct", "machine_noise.load_avg",
                  "calibration.drift.cpu_ops_per_s", "littles_law.relative_error")
 """The sweep table's columns that say how much of the machine each run had."""
@@ -235,6 +251,10 @@ def _sweep_report(base: Path, target: Path, depth_run: str | None, collected: An
               f"{', '.join(keys) or 'none'}.")
     if c.command:
         page.pre(c.command + _sweeper_params(base))
+    if "record.items" in table.columns:
+        for mode in table["record.items"].dropna().unique():
+            every = table.loc[table["record.items"] == mode, "record.sample_every"].dropna()
+            page.para(record_note(str(mode), int(every.iloc[0]) if len(every) else None))
     warned = summary[summary["warning"] != ""]
     if len(warned) > 3:  # one line, the details folded
         page.para(f"warning: {len(warned)} of {len(summary)} configurations have a large spread (std dev over "
