@@ -64,3 +64,19 @@ class InjectedFault(RuntimeError):
 
 class UnsupportedSpaceError(TypeError):
     """An env whose action or observation space a fragment cannot hold or random actions cannot sample."""
+
+
+class TargetNotFound(ImportError):
+    """A ``_target_`` that names nothing importable; the message says what was tried."""
+
+
+class RawLoopError(RuntimeError):
+    """The bare primitive moved nothing, or a producer failed."""
+
+
+class RayBackendError(BackendError):
+    """Ray could not be started or reached, or cannot ever place the actors; the message says the fix."""
+
+
+class StreamError(RuntimeError):
+    """A ColumnStream was used against its rules or its writer thread failed."""

@@ -9,10 +9,7 @@ from __future__ import annotations
 import importlib
 from functools import lru_cache
 from typing import Any
-
-
-class TargetNotFound(ImportError):
-    """A ``_target_`` that names nothing importable; the message says what was tried."""
+from framework.errors import TargetNotFound
 
 
 @lru_cache(maxsize=None)

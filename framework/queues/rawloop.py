@@ -31,6 +31,7 @@ import os
 import pickle
 import time
 from typing import Any
+from framework.errors import RawLoopError
 
 WARMUP_S = 0.15
 """Seconds of flow before counting starts (page faults, buffers filling, the first reconnects)."""
@@ -40,10 +41,6 @@ RECEIVE_SLICE_S = 0.05
 """One receive's timeout while counting and draining."""
 DRAIN_TIMEOUT_S = 2.0
 """After stop, how long producers get to finish their last send before they are killed."""
-
-
-class RawLoopError(RuntimeError):
-    """The bare primitive moved nothing, or a producer failed."""
 
 
 def copies(item: Any, n: int) -> list:

@@ -72,6 +72,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from framework.lazy import lazy_module
+from framework.errors import StreamError
 
 pd = lazy_module("pandas")  # only read_table needs it
 
@@ -99,10 +100,6 @@ TMP_PREFIX = "."
 
 COMPRESSION = "snappy"
 """Parquet compression of the parts (fast; zstd halves the size at ~2x the writer's CPU)."""
-
-
-class StreamError(RuntimeError):
-    """A ColumnStream was used against its rules or its writer thread failed."""
 
 
 def part_name(index: int) -> str:

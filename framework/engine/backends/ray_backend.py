@@ -56,7 +56,7 @@ from framework.engine import protocol
 from framework.engine.backends.base import Backend
 from framework.queues.ray_designs import Outbox
 from framework.engine.worker import serve
-from framework.errors import BackendError, WorkerFailed
+from framework.errors import RayBackendError, WorkerFailed
 
 POLL_WAIT_S = 0.05
 """How long an actor's poll waits for a first message before replying with counters only."""
@@ -70,10 +70,6 @@ ACTOR_CONCURRENCY = 2
 """Calls an actor serves at once: a poll waiting for items must not delay a STOP or START broadcast."""
 MERGED = (protocol.PRODUCED, protocol.FORWARDED, protocol.DROPPED, protocol.BLOCKED_NS, protocol.READY)
 """Counter slots merged into the mirror by maximum: they only grow, and replies may overtake queue entries."""
-
-
-class RayBackendError(BackendError):
-    """Ray could not be started or reached, or cannot ever place the actors; the message says the fix."""
 
 
 # ----------------------------------------------------------------------------- actor side
