@@ -84,6 +84,38 @@ class WindowTally:
             self.evicted = True
 
 
+class RowsInMemory:
+    """Where item rows go when a run has no directory (the chief's parts driven by tests, small runs from
+    Python): the column blocks, kept; ``frame()`` gives them as ``framework.load_run`` would."""
+
+    def __init__(self) -> None:
+        self.blocks: list[dict[str, np.ndarray]] = []
+
+    def append(self, block: dict[str, np.ndarray]) -> None:
+        self.blocks.append(block)
+
+    def stop(self) -> None:
+        """Nothing to finish: the rows are in memory."""
+
+    def close(self) -> None:
+        """Nothing to close: the rows are in memory."""
+
+    def frame(self) -> Any:
+        import pandas as pd  # a run with a directory never gets here: its rows are on disk
+
+        names = ITEMS_SCHEMA.names
+        if self.blocks:
+            data = {n: np.concatenate([b[n] for b in self.blocks]) for n in names}
+        else:
+            data = {n: np.empty(0, np.int8 if n == "state" else np.int64) for n in names}
+        df = pd.DataFrame({n: data[n] for n in names if n not in ("forwarded_ns", "consumed_ns", "state")})
+        for column in ("forwarded_ns", "consumed_ns"):
+            df[column] = pd.array(data[column], dtype="Int64")
+            df.loc[data[column] == NO_STAMP, column] = pd.NA
+        df["state"] = pd.Categorical.from_codes(data["state"].astype(int), categories=list(STATES))
+        return df[list(names)]
+
+
 class Recorder:
     """Collects ``(worker, seq, created_ns, forwarded_ns, value)`` tuples and ``protocol.Chunk`` columns,
     with their consumed stamps and states, into flat-memory figures and a streamed items table."""
@@ -91,6 +123,8 @@ class Recorder:
     def __init__(self, value_of: Callable[[Any], float] | None = None, directory: Path | None = None,
                  keep: str = "all", sample_every: int = 1, flush_s: float = 0.5,
                  block_items: int = BLOCK_ITEMS) -> None:
+        """Rows go to ``directory``/items.parquet (streamed), or, without a directory, to memory
+        (``frame()``); ``keep`` is record.items (all, sample, none)."""
         self._value_of = value_of
         self._block_items = max(1, block_items)
         self._pending: list[tuple] = []
@@ -100,8 +134,10 @@ class Recorder:
         self._counts = [0] * len(STATES)
         self.keep, self.sample_every = keep, sample_every
         # Half the budget here, half in the writer: a row reaches a closed part within about flush_s.
-        self.stream = ColumnStream(directory / ITEMS_FILE, ITEMS_SCHEMA, flush_s=flush_s / 2) \
-            if directory is not None and keep != "none" else None
+        self.stream: Any = None
+        if keep != "none":
+            self.stream = ColumnStream(directory / ITEMS_FILE, ITEMS_SCHEMA, flush_s=flush_s / 2) \
+                if directory is not None else RowsInMemory()
         self.books = SeqBooks()
         self.histograms = StageHistograms()
         self.window = WindowTally()
@@ -160,6 +196,13 @@ class Recorder:
         self._flush_tuples()
         self._flush_chunks()
         self._last_flush_ns = time.monotonic_ns()
+
+    def frame(self) -> Any:
+        """The rows recorded so far, when they are kept in memory (a recorder without a directory)."""
+        self.flush()
+        if not isinstance(self.stream, RowsInMemory):
+            raise TypeError("this recorder streams its rows to items.parquet: read them with framework.load_run")
+        return self.stream.frame()
 
     def stop(self) -> None:
         """Flush the rest and let the items table's writer finish (without waiting for it)."""
@@ -250,10 +293,8 @@ class DepthRecorder:
             self.window_last = global_depth
 
     def flush(self) -> None:
-        if self.stream is None:
-            self._samples = []  # nowhere to write: nothing is kept
-        if not self._samples:
-            return
+        if self.stream is None or not self._samples:
+            return  # without a directory the samples stay in memory (frame())
         wide = np.asarray(self._samples, dtype=np.int64)
         self._samples = []
         k, width = wide.shape
@@ -275,6 +316,18 @@ class DepthRecorder:
         self.stop()
         if self.stream is not None:
             self.stream.close()
+
+
+    def frame(self, t0_ns: int | None = None) -> Any:
+        """The samples kept in memory (a recorder without a directory), in depth.parquet's long format."""
+        import pandas as pd  # a run with a directory never gets here: its samples are on disk
+
+        t0 = self.t0_ns if t0_ns is None else t0_ns
+        rows = []
+        for t, g, *locals_ in self._samples:
+            rows.append((t, (t - t0) / 1e9, "global", -1, g))
+            rows.extend((t, (t - t0) / 1e9, "local", w, d) for w, d in enumerate(locals_))
+        return pd.DataFrame(rows, columns=DEPTH_SCHEMA.names)
 
 
 class MemoryRecorder:
