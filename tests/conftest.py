@@ -1,4 +1,5 @@
-"""Shared fixtures: fast runs, and a check that no test leaves a process behind."""
+"""Shared fixtures and helpers: fast runs (``run_in``), the chiefbench command, seeded streams, named
+semaphores, and a check after every test that it left no process, segment or temp directory of its own."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CHIEFBENCH = str(BIN / "chiefbench")
 """The installed commands (chiefbench, chiefbench-report, ...) beside the interpreter running the tests."""
-
 
 
 def chiefbench(*args, cwd, timeout=150, **kwargs):
