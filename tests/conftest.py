@@ -1,4 +1,5 @@
-"""Shared fixtures: fast runs, and a check that no test leaves a process behind."""
+"""Shared fixtures and helpers: fast runs (``run_in``), the chiefbench command, seeded streams, named
+semaphores, and a check after every test that it left no process, segment or temp directory of its own."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CHIEFBENCH = str(BIN / "chiefbench")
 """The installed commands (chiefbench, chiefbench-report, ...) beside the interpreter running the tests."""
-
 
 
 def chiefbench(*args, cwd, timeout=150, **kwargs):
@@ -91,12 +91,20 @@ def _owner_gone_or_us(name: str) -> bool:
     return ours(int(match.group(1)))
 
 
+_TEMP_OWNER = re.compile(r"^chiefbench-(\d+)-")
+"""chiefbench-<pid>-*: a run's private directory. Others (chiefbench-rescue-*, kept on purpose; names other
+programs choose) are not named after a process."""
+
+
 def leaked_temp(before: set[str]) -> set[str]:
     """chiefbench temporary directories made since ``before`` by a command of ours that has exited (this
-    process's own lives as long as it does; rescue directories are kept on purpose)."""
-    return {n for n in temp_entries() - before
-            if not n.startswith("chiefbench-rescue-") and int(n.split("-")[1]) != os.getpid()
-            and ours(int(n.split("-")[1]))}
+    process's own lives as long as it does)."""
+    leaked = set()
+    for name in temp_entries() - before:
+        match = _TEMP_OWNER.match(name)
+        if match and int(match.group(1)) != os.getpid() and ours(int(match.group(1))):
+            leaked.add(name)
+    return leaked
 
 
 def temp_entries() -> set[str]:

@@ -31,11 +31,13 @@ def test_default_run_scaled_down_writes_the_three_files(tmp_path):
 
 
 def test_default_output_directory_is_under_outputs_and_unique(tmp_path):
-    first = chiefbench("run.items=5", "workers.interval_s=0", "chief.interval_s=0", "run.start_method=fork",
-                       cwd=tmp_path)
-    second = chiefbench("run.items=5", "workers.interval_s=0", "chief.interval_s=0", "run.start_method=fork",
-                        cwd=tmp_path)
-    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    # Two runs started at once (the same second): their default directories must still differ.
+    args = [CHIEFBENCH, "run.items=5", "workers.interval_s=0", "chief.interval_s=0", "run.start_method=fork"]
+    procs = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for p in procs:
+        _, stderr = p.communicate(timeout=150)
+        assert p.returncode == 0, stderr
     runs = sorted(p.parent for p in (tmp_path / "outputs" / "runs").rglob("summary.json"))
     assert len(runs) == 2 and runs[0] != runs[1]
 
