@@ -1,37 +1,47 @@
-"""``make bench``: every available queue design x payload x 1, 2 workers, as fast as possible, against two references.
+"""``make bench``: every available queue design x payload, batched and one item per put, against two references.
 
     python experiments/bench.py                          # the full bench, 3 interleaved repeats (~10 min on 2 cores)
-    python experiments/bench.py --repeats 1 --duration 0.5 --designs pipe,zmq   # a quick one
-    make bench BENCH_ARGS='--repeats 1 --duration 0.5'
+    python experiments/bench.py --repeats 1 --duration 0.3 --per-put-duration 0.3 --designs pipe,zmq   # a quick one
+    make bench BENCH_ARGS='--repeats 1 --duration 0.3'
     PYTHONPATH=. make bench BENCH_ARGS='--designs mp_queue,my_pkg.designs.MyDesign'   # with a design of your own
 
-What it runs, all in this one process, one configuration at a time:
+It runs this checkout's ``framework`` (the script puts its checkout first on ``sys.path``). What it runs, all in
+this one process, one configuration at a time:
 
-1. **The framework** (chiefbench's chief and workers, recording on): for every design that
+1. **The framework, batched** (chiefbench's chief and workers, recording on): for every design that
    ``framework.queues.availability()`` reports available (``ray_*`` designs excepted) x payloads (``float`` =
    ``payload=randint``; ``1KiB``, ``64KiB``, ``1MiB`` = ``payload=array payload.dtype=uint8``; ``rollout`` when
    ``conf/payload/rollout.yaml`` exists) x 1 and 2 workers, as fast as possible: ``workers.interval_s=0
-   chief.interval_s=0`` (0.002 for rollout, as its preset) ``chief.take_batch=0 chief.global_threshold=0 transform=none run.start_method=fork``, each
-   worker forwarding ``B`` items per put (``workers.forward_batch=B workers.local_threshold=B-1``; ``B`` per
-   payload, printed). Repeats are interleaved (repeat 0 of every configuration, then repeat 1...) so that drift
-   of a shared machine hits every design alike. Each run is a normal run directory inside a normal sweep
-   directory (``<sweep>/<job>/repeat-<k>/``), so ``chiefbench-collect`` and ``chiefbench-report`` work on it.
-2. **The raw primitive** right after each framework run: the design's ``raw_throughput`` (its bare transport
+   chief.interval_s=0`` (0.002 for rollout, as its preset) ``chief.take_batch=0 chief.global_threshold=0
+   transform=none run.start_method=fork``, each worker forwarding ``B`` items per put
+   (``workers.forward_batch=B workers.local_threshold=B-1``; ``B`` per payload, printed).
+2. **The framework, one item per put** (the original shape): every design x ``float`` and ``64KiB`` x 2 workers
+   with ``workers.forward_batch=1 workers.local_threshold=0``, once with ``chief.take_batch=1`` (one item per
+   check, the original rule) and once with ``chief.take_batch=0`` (all it sees).
+   Repeats of 1 and 2 are interleaved (repeat 0 of every configuration, then repeat 1...) so that drift of a
+   shared machine hits every design alike. Each run is a normal run directory inside a normal sweep directory
+   (``<sweep>/<job>/repeat-<k>/``), so ``chiefbench-collect`` and ``chiefbench-report`` work on it.
+3. **The raw primitive** right after each framework run: the design's ``raw_throughput`` (its bare transport
    driven by ``framework.queues.rawloop``, no chiefbench code) with the same item (the same tuple a worker
-   puts), the same batch and the same number of producers. ``fw/raw`` is the framework's share of it. A design
-   without ``raw_throughput`` (yours, given to ``--designs`` as ``module.Class``) has no raw reference: its
-   ``raw items/s`` and ``fw/raw`` stay empty.
-3. **memcpy**: single-core ``numpy.copyto`` bandwidth between two preallocated buffers of each byte payload's
+   puts), the same batch (1 for the one-item-per-put runs) and the same number of producers. ``fw/raw`` is the
+   framework's share of it. A design without ``raw_throughput`` (yours, given to ``--designs`` as
+   ``module.Class``) has no raw reference: its ``raw items/s`` and ``fw/raw`` stay empty.
+4. **memcpy**: single-core ``numpy.copyto`` bandwidth between two preallocated buffers of each byte payload's
    size (median of several), the physical limit for moving those bytes.
-4. **Latency and idle cost**: 2 workers at 500 items/s each (``workers.interval_s=0.002``, one item per put),
+5. **Latency and idle cost**: 2 workers at 500 items/s each (``workers.interval_s=0.002``, one item per put),
    the chief reacting at once; end-to-end p50/p99 and the CPU share of a core used by the chief and by each
    worker (cpu_s / wall_s of each process, as the runner records them).
+6. **The chief's check cost** at ``chief.take_batch=1``, in this process: the chief's own check loop
+   (``Chief.loop`` with its ``Intake``, ``Books`` and a ``Recorder`` without a directory) against a fake
+   consumer that hands one prepared item per ``get_many`` at once, minus the bare cost of that fake get.
 
-It prints one throughput table (medians over the repeats), the latency table and the design targets
-side by side, writes both tables as CSV (``bench_table.csv``, ``bench_latency.csv``) next to the sweep's
-``sweep_results.*``, and writes ``report.html``. The exit status is 0 when every run finished ok (targets
-missed are reported, not failed: timing on a shared machine is no pass/fail matter); ``--strict`` makes a
-missed target fail too.
+It prints the batched table (medians over the repeats), the one-item-per-put table, both rankings of the designs
+side by side (by chiefbench items/s and by the raw primitive's items/s, per payload and take mode, and whether
+they are equal), fw/raw per design, the latency table, the check cost and the targets (met / NOT met / could not
+tell). It writes every table as CSV with the machine's metadata (``meta_*`` columns, and
+``bench_metadata.csv``) next to the sweep's ``sweep_results.*``, and writes ``report.html``. The exit status is 0
+when every run finished ok (targets missed are reported, not failed: timing on a shared machine is no pass/fail
+matter); ``--strict`` makes a missed target fail too.
 """
 
 from __future__ import annotations
