@@ -29,8 +29,8 @@ test: $(INSTALLED) browser ## Run the test suite, then build the docs strictly (
 docs: $(INSTALLED) ## Build the docs site into site/ (strict: a broken link or reference fails)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-soak: $(INSTALLED) ## Soak test: the fastest design at saturation for 10 minutes (CHIEFBENCH_SOAK_S to change)
-	CHIEFBENCH_SOAK_S=$${CHIEFBENCH_SOAK_S:-600} $(PY) -m pytest tests/test_soak.py -v
+soak: $(INSTALLED) ## Soak: shm_ring at full speed for 10 min, chief RSS, end cost, books, histograms vs exact (CHIEFBENCH_SOAK_S)
+	CHIEFBENCH_SOAK_S=$${CHIEFBENCH_SOAK_S:-600} $(PY) experiments/soak.py
 
 browser: ## Install Debian's chromium for the report's browser test (as root; otherwise that test is skipped)
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
@@ -48,12 +48,13 @@ SWEEP_ARGS ?= workers.count=1,2,4 'payload.shape=[8],[16384]' run.duration_s=1 r
 sweep: $(INSTALLED) ## A short queue shoot-out (about 3 min on 2 cores): one table and report.html in its sweep directory
 	$(VENV)/bin/chiefbench -m +experiment=queue_shootout $(SWEEP_ARGS)
 
-# The bench: every available design x float, 1 KiB, 64 KiB, 1 MiB (and rollout) x 1, 2 workers, 3 interleaved repeats,
-# with the raw-primitive and memcpy references and the latency / idle-cost table. A quick one:
-#   make bench BENCH_ARGS='--repeats 1 --duration 0.5 --designs pipe,zmq'
+# The bench: every available design x float, 1 KiB, 64 KiB, 1 MiB (and rollout) x 1, 2 workers, batched, and x float,
+# 64 KiB one item per put (chief.take_batch=1 and 0), 3 interleaved repeats, each run next to its raw primitive; memcpy,
+# the latency / idle-cost table, the chief's check cost, both rankings and the targets. A quick one:
+#   make bench BENCH_ARGS='--repeats 1 --duration 0.3 --per-put-duration 0.3 --designs pipe,zmq'
 BENCH_ARGS ?=
 
-bench: $(INSTALLED) ## Queue bench (~10 min on 2 cores): one table vs mp_queue, raw primitives and memcpy; BENCH_ARGS
+bench: $(INSTALLED) ## Queue bench (~10 min on 2 cores): batched and one item per put vs raw primitives, targets; BENCH_ARGS
 	$(PY) experiments/bench.py $(BENCH_ARGS)
 
 report: $(INSTALLED) ## Write report.html for DIR (default: the latest sweep under outputs/sweeps)
