@@ -20,6 +20,11 @@ def _first(item: Any) -> Any:
     return item.flat[0] if type(item) is np.ndarray else item
 
 
+def _first_column(values: np.ndarray) -> np.ndarray:
+    # A column block of n items, shape (n, *payload.shape): each item's first element, in one numpy call.
+    return values.reshape(len(values), -1)[:, 0]
+
+
 class Array(PayloadKind):
     """Arrays of ``payload.shape`` and ``payload.dtype``, for payload-size studies."""
 
@@ -33,6 +38,9 @@ class Array(PayloadKind):
 
     def value_reader(self, payload: Any) -> Callable[[Any], float]:
         return _first
+
+    def column_reader(self, payload: Any) -> Callable[[np.ndarray], np.ndarray]:
+        return _first_column
 
     def item_nbytes(self, payload: Any) -> int:
         return math.prod(payload.shape) * np.dtype(payload.dtype).itemsize

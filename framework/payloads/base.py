@@ -5,6 +5,7 @@
         v
     PayloadKind: make_source(payload, rng) -> source()   one item per call, in the worker
                  value_reader(payload)                  item -> the number items.parquet records
+                 column_reader(payload)                 (n, *shape) block of items -> n numbers
                  item_nbytes(payload)                   bytes per item (MB/s, buffer sizes, bounds)
                  units(payload)                         ("transitions", 64): figures in the payload's unit
                  check(spec)                            its own config rules (ConfigError)
@@ -49,6 +50,11 @@ class PayloadKind:
 
     def value_reader(self, payload: Any) -> Callable[[Any], float] | None:
         """How the recorder reduces an item to its recorded value; None = the item is the value (a number)."""
+        return None
+
+    def column_reader(self, payload: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The vectorised ``value_reader``: a block of n array items stacked as one (n, *shape) array -> the n
+        recorded values. None = the recorder applies ``value_reader`` to each row (a Python step per item)."""
         return None
 
     def item_nbytes(self, payload: Any) -> int:
@@ -136,6 +142,11 @@ def make_source(payload: Any, rng: np.random.Generator) -> Callable[[], Any]:
 def value_reader(payload: Any) -> Callable[[Any], float] | None:
     """How the recorder reduces an item to its recorded value; None means the item is the value."""
     return payload_kind(payload).value_reader(payload)
+
+
+def column_reader(payload: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    """How the recorder reduces a stacked block of array items to their values; None = row by row."""
+    return payload_kind(payload).column_reader(payload)
 
 
 def item_nbytes(payload: Any) -> int:
