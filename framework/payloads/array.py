@@ -12,7 +12,7 @@ from framework.config.rules import MAX_ITEM_BYTES, require
 from framework.config.schema import ArrayPayload
 from framework.errors import ConfigError
 from framework.payloads.base import PayloadKind
-from framework.payloads.randint import check_draw_bounds, draws
+from framework.payloads.randint import DrawBlocks, check_draw_bounds, draws
 
 
 def _first(item: Any) -> Any:
@@ -35,6 +35,18 @@ class Array(PayloadKind):
         shape, dtype = tuple(payload.shape), np.dtype(payload.dtype)
         draw = draws(rng, payload.low, payload.high)
         return lambda: np.full(shape, draw(), dtype)
+
+    def make_block_source(self, payload: Any, rng: np.random.Generator) -> Callable[[int], np.ndarray]:
+        shape, dtype = tuple(payload.shape), np.dtype(payload.dtype)
+        block = DrawBlocks(rng, payload.low, payload.high)
+        spread = (slice(None),) + (None,) * len(shape)  # one draw per item, broadcast over its elements
+
+        def arrays(k: int) -> np.ndarray:
+            out = np.empty((k, *shape), dtype)
+            np.copyto(out, block(k)[spread], casting="unsafe")
+            return out
+
+        return arrays
 
     def value_reader(self, payload: Any) -> Callable[[Any], float]:
         return _first

@@ -48,6 +48,12 @@ class PayloadKind:
         """The zero-argument callable a worker calls once per item, drawing from ``rng`` only."""
         raise NotImplementedError
 
+    def make_block_source(self, payload: Any, rng: np.random.Generator) -> Callable[[int], np.ndarray] | None:
+        """The vectorised source a worker uses at ``workers.interval_s=0``: ``block(k)`` returns the next ``k``
+        items of the very stream ``make_source`` would give (same seed, same values) as one array: k numbers,
+        or k stacked arrays of shape (k, *shape). None (the default) = items one call at a time."""
+        return None
+
     def value_reader(self, payload: Any) -> Callable[[Any], float] | None:
         """How the recorder reduces an item to its recorded value; None = the item is the value (a number)."""
         return None
@@ -137,6 +143,14 @@ def make_source(payload: Any, rng: np.random.Generator) -> Callable[[], Any]:
     source = payload_kind(payload).make_source(payload, rng)
     work_us = getattr(payload, "work_us", 0)
     return with_cpu_cost(source, work_us) if work_us else source
+
+
+def make_block_source(payload: Any, rng: np.random.Generator) -> Callable[[int], np.ndarray] | None:
+    """The payload's block source (see ``PayloadKind.make_block_source``); None where it has none or where
+    ``payload.work_us`` asks for a CPU cost per item."""
+    if getattr(payload, "work_us", 0):
+        return None
+    return payload_kind(payload).make_block_source(payload, rng)
 
 
 def value_reader(payload: Any) -> Callable[[Any], float] | None:
