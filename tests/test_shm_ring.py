@@ -51,7 +51,7 @@ def _item(i: int, size: int, kind: str):
         return (i % 3, i, 1000 + i, 2000 + i, i - (1 << 62) if i % 2 else i)
     if kind == "item_array":
         return (i % 3, i, 1000 + i, 2000 + i, data.reshape(-1, 2) if size % 2 == 0 else data)
-    n, width = 1 + size % 16, size // 16
+    n, width = 1 + size % 16, size // 48  # at most 16 rows of 62 elements: a put_many of 6 fits half the ring
     created = np.arange(n, dtype=np.int64) + 1000 * i
     if kind == "chunk_scalar":
         return Chunk(i % 3, i, created, 5000 + i, np.arange(n, dtype=np.float64) / (i + 1))
