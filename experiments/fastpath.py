@@ -18,12 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-FAST = ["workers.interval_s=0", "chief.interval_s=0", "chief.take_batch=0", "workers.local_threshold=0",
-        "workers.count=2", "queue=shm_ring", "run.progress=false", "run.print_items=false", "run.start_method=fork",
+FAST = ["workers.interval_s=0", "chief.interval_s=0", "chief.take_batch=0", "workers.count=2", "queue=shm_ring", "run.progress=false", "run.print_items=false", "run.start_method=fork",
         "chief.global_threshold=0", "run.warmup_s=0.2", "transform=none"]
 PAYLOADS = {"float": ["payload=randint"],
             "64KiB": ["payload=array", "payload.dtype=uint8", "payload.shape=[65536]"]}
 CASES = {"float-1": ("float", 1), "float-64": ("float", 64), "array-1": ("64KiB", 1), "array-64": ("64KiB", 64)}
+"""name -> (payload, workers.forward_batch). A batched case sets workers.local_threshold=forward_batch-1: at
+threshold 0 every forward holds one item whatever forward_batch says (the local queue never holds more)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(tempfile.mkdtemp(prefix="chiefbench-fastpath-"))
     for name in args.cases.split(","):
         payload, batch = CASES[name]
-        overrides = [*FAST, *PAYLOADS[payload], f"workers.forward_batch={batch}", f"run.duration_s={args.duration}"]
+        overrides = [*FAST, *PAYLOADS[payload], f"workers.forward_batch={batch}", f"run.duration_s={args.duration}",
+                     f"workers.local_threshold={batch - 1}"]
         now = time.monotonic_ns()
         value = 3 if payload == "float" else np.full(65536, 3, np.uint8)
         item = (0, 0, now, now, value)

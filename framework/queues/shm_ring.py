@@ -53,6 +53,12 @@ one byte. The bounded sleep makes a lost wake-up (the two sides' stores may be s
 in either order) cost at most ``MAX_SLEEP_S`` of latency, never a hang. An idle run
 therefore costs a few syscalls per item, not a core. A producer facing a full ring
 backs off from ``PRODUCER_MIN_SLEEP_S`` to ``PRODUCER_MAX_SLEEP_S``.
+
+Why a pipe and not ``os.eventfd``: at 1,000 wake-ups/s (an idle chief behind two workers at
+``workers.interval_s=0.002``) both cost the consumer about 1 % of a core with wake latencies
+(p50 9-18 us, p99 30-84 us) inside the noise of each other, while the chief's whole process used
+9-20 % over such a run; a pipe end is a picklable ``Connection`` under spawn and forkserver, a
+bare eventfd is not. Measured on 2 shared cores; revisit on a quiet machine.
 """
 
 from __future__ import annotations
