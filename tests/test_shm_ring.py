@@ -1,9 +1,11 @@
 """shm_ring under any interleaving: hypothesis drives sizes, batches and wrap-arounds.
 
 The property: whatever mix of put / put_many / get_many the producer and consumer
-perform on a small ring (so records wrap and the ring fills), every item comes out
-exactly once, in order, with its content intact, and a record larger than half the
-ring is refused with the fix in the message.
+perform on a small ring (so records wrap and the ring fills), and whatever mix of
+pickled records (arrays, bytes, odd tuples) and fixed-header records (item tuples,
+column chunks) it carries, with views lent or copies, every item comes out exactly
+once, in order, with its content intact, and a record larger than half the ring is
+refused with the fix in the message.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from framework.engine.protocol import Chunk
 from framework.queues.base import QueueSettings
 from framework.queues.shm_ring import MessageTooLargeError, ShmRingDesign
 
@@ -27,45 +30,98 @@ def _design(ring_bytes: int = RING_BYTES, n: int = 1) -> ShmRingDesign:
     return ShmRingDesign(QueueSettings("shm_ring", 0, ring_bytes), n, multiprocessing.get_context("fork"))
 
 
+KINDS = ["array", "bytes", "tuple", "item_float", "item_int", "item_array", "chunk_scalar", "chunk_2d",
+         "chunk_list", "chunk_mixed"]
+"""Pickled: array, bytes, tuple (not an item's shape), chunk_mixed (arrays of two dtypes).
+Fixed-header: item_* (an item tuple), chunk_scalar / chunk_2d / chunk_list (a Chunk's columns)."""
+
+
 def _item(i: int, size: int, kind: str):
-    """Item i: an array of `size` bytes, a bytes object, or a tuple holding both, all derived from i."""
+    """Item i of `size` bytes (about) and of the given kind, all derived from i."""
     data = (np.arange(size, dtype=np.uint8) + i).astype(np.uint8)
     if kind == "array":
         return data
     if kind == "bytes":
         return data.tobytes()
-    return (i, data[: size // 2], {"i": i})
+    if kind == "tuple":
+        return (i, data[: size // 2], {"i": i})
+    if kind == "item_float":
+        return (i % 3, i, 1000 + i, 2000 + i, i / 7)
+    if kind == "item_int":
+        return (i % 3, i, 1000 + i, 2000 + i, i - (1 << 62) if i % 2 else i)
+    if kind == "item_array":
+        return (i % 3, i, 1000 + i, 2000 + i, data.reshape(-1, 2) if size % 2 == 0 else data)
+    n, width = 1 + size % 16, size // 48  # at most 16 rows of 62 elements: a put_many of 6 fits half the ring
+    created = np.arange(n, dtype=np.int64) + 1000 * i
+    if kind == "chunk_scalar":
+        return Chunk(i % 3, i, created, 5000 + i, np.arange(n, dtype=np.float64) / (i + 1))
+    rows = [np.full(width, (i + j) % 251, np.int16 if kind == "chunk_mixed" and j % 2 else np.uint8)
+            for j in range(n)]
+    if kind == "chunk_2d":
+        return Chunk(i % 3, i, created, 5000 + i, np.stack(rows))
+    return Chunk(i % 3, i, created, 5000 + i, rows)
 
 
 def _same(a, b) -> bool:
     if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
     if isinstance(a, tuple):
         return isinstance(b, tuple) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b
+    if isinstance(a, Chunk):
+        values = a.values
+        if isinstance(values, list) and not isinstance(getattr(b, "values", None), list):
+            # put() stacks a list of same-shape, same-dtype arrays into the ring (put_many pickles it)
+            assert len({v.dtype for v in values}) == 1
+            values = np.stack(values)
+        return isinstance(b, Chunk) and (a.worker, a.seq0, a.forwarded_ns) == (b.worker, b.seq0, b.forwarded_ns) \
+            and _same(a.created_ns, b.created_ns) and _same(values, b.values)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+def _own(x):
+    """A deep copy of what the consumer returned (its arrays may be views lent until release())."""
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    if isinstance(x, tuple):
+        return tuple(_own(y) for y in x)
+    if isinstance(x, list):
+        return [_own(y) for y in x]
+    if isinstance(x, Chunk):
+        return Chunk(x.worker, x.seq0, _own(x.created_ns), x.forwarded_ns, _own(x.values))
+    return x
 
 
 operations = st.lists(
     st.one_of(
-        st.tuples(st.just("put"), st.integers(0, 3000), st.sampled_from(["array", "bytes", "tuple"])),
+        st.tuples(st.just("put"), st.integers(0, 3000), st.sampled_from(KINDS)),
         st.tuples(st.just("put_many"), st.lists(st.integers(0, 400), min_size=1, max_size=6),
-                  st.sampled_from(["array", "bytes", "tuple"])),
+                  st.sampled_from(KINDS)),
         st.tuples(st.just("get_many"), st.integers(1, 10), st.just("")),
     ),
     min_size=1, max_size=80)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=operations)
-def test_any_interleaving_keeps_order_content_and_count(ops):
+@given(ops=operations, lend=st.booleans())
+def test_any_interleaving_keeps_order_content_and_count(ops, lend):
     design = _design()
     try:
         producer, consumer = design.producer(0), design.consumer()
+        consumer.lend_views = lend
         sent, received = [], []
+
+        def get(n):
+            got = consumer.get_many(n, block=False)
+            received.extend(_own(x) for x in got)
+            if lend:
+                consumer.release()  # the room of lent views goes back only now
+
         for op, arg, kind in ops:
             if op == "get_many":
                 try:
-                    received.extend(consumer.get_many(arg, block=False))
+                    get(arg)
                 except queue.Empty:
                     pass
                 continue
@@ -81,10 +137,10 @@ def test_any_interleaving_keeps_order_content_and_count(ops):
                 except queue.Full:
                     # The ring is full: the consumer makes the least room it can (one item), so
                     # the ring stays nearly full and every wrap-around happens under pressure.
-                    received.extend(consumer.get_many(1, block=False))
+                    get(1)
             sent.extend(batch)
         while len(received) < len(sent):
-            received.extend(consumer.get_many(1000, block=False))
+            get(1000)
         assert len(received) == len(sent)
         assert all(_same(a, b) for a, b in zip(sent, received))
         with pytest.raises(queue.Empty):
@@ -99,6 +155,20 @@ def test_a_record_over_half_the_ring_is_refused_with_the_fix():
     try:
         with pytest.raises(MessageTooLargeError, match="queue.buffer_bytes"):
             design.producer(0).put(np.zeros(RING_BYTES // 2, np.uint8))
+    finally:
+        design.close()
+
+
+@pytest.mark.parametrize("message", [
+    (0, 0, 1, 2, np.zeros(RING_BYTES // 2, np.uint8)),
+    Chunk(0, 0, np.zeros(64, np.int64), 2, np.zeros((64, RING_BYTES // 128), np.uint8)),
+    Chunk(0, 0, np.zeros(64, np.int64), 2, [np.zeros(RING_BYTES // 128, np.uint8)] * 64),
+], ids=["item", "chunk_2d", "chunk_list"])
+def test_a_fixed_header_record_over_half_the_ring_is_refused_with_the_fix(message):
+    design = _design()
+    try:
+        with pytest.raises(MessageTooLargeError, match="queue.buffer_bytes"):
+            design.producer(0).put(message)
     finally:
         design.close()
 

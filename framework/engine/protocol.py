@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 # Control block slots (int64 each). The chief writes the header, worker i writes its own
 # four slots: one writer per slot, so no lock is needed, and an aligned 8-byte store
 # is never seen half-written.
@@ -68,7 +70,8 @@ def control_block(mp_context: Any, n_workers: int) -> Any:
 class Chunk:
     """Items ``seq0 .. seq0 + n - 1`` of one worker, forwarded together at ``forwarded_ns``.
 
-    ``values`` is a float64 array for scalar payloads, else a list of the items' values.
+    ``values`` is a float64 array for scalar payloads, else a list of the items' values, or (as shm_ring
+    returns a chunk of same-shape arrays) one array of shape (n, *item shape) whose rows are the values.
     A forward always takes the oldest items of a FIFO local queue, so its seqs are consecutive.
     """
 
@@ -92,7 +95,9 @@ class Chunk:
     def tuples(self) -> list[tuple]:
         """The same items as item tuples (for printing and for the rare per-item path)."""
         w, s0, f = self.worker, self.seq0, self.forwarded_ns
-        values = self.values.tolist() if hasattr(self.values, "tolist") else self.values
+        values = self.values
+        if isinstance(values, np.ndarray):
+            values = values.tolist() if values.ndim == 1 else list(values)  # numbers, or one array per item
         return [(w, s0 + i, c, f, v) for i, (c, v) in enumerate(zip(self.created_ns.tolist(), values))]
 
 

@@ -122,10 +122,12 @@ class Recorder:
 
     def __init__(self, value_of: Callable[[Any], float] | None = None, directory: Path | None = None,
                  keep: str = "all", sample_every: int = 1, flush_s: float = 0.5,
-                 block_items: int = BLOCK_ITEMS) -> None:
+                 block_items: int = BLOCK_ITEMS, column_of: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         """Rows go to ``directory``/items.parquet (streamed), or, without a directory, to memory
-        (``frame()``); ``keep`` is record.items (all, sample, none)."""
+        (``frame()``); ``keep`` is record.items (all, sample, none); ``column_of`` reduces a stacked block
+        of payloads to their values in one call."""
         self._value_of = value_of
+        self._column_of = column_of
         self._block_items = max(1, block_items)
         self._pending: list[tuple] = []
         self._batches: list[tuple[int, int, int]] = []
@@ -176,14 +178,20 @@ class Recorder:
         if self._pending:
             self._flush_tuples()
         n = 0
-        read = self._value_of
+        read, read_column = self._value_of, self._column_of
         for chunk in chunks:
             # Copied or reduced at once, like add(): the columns and payloads may be views that the
             # design lent until the next take (shm_ring), and the recorder keeps them until the flush.
-            if read is not None and not isinstance(chunk.values, np.ndarray):
-                values = np.fromiter(map(read, chunk.values), np.float64, len(chunk))
+            values = chunk.values
+            if not isinstance(values, np.ndarray):
+                values = np.fromiter(map(read, values), np.float64, len(chunk)) if read is not None \
+                    else np.array(values, np.float64)
+            elif values.ndim > 1:
+                # A stacked block of array payloads (shm_ring's column records): reduced in one call.
+                values = np.array(read_column(values), np.float64) if read_column is not None \
+                    else np.fromiter(map(read, values), np.float64, len(chunk))
             else:
-                values = np.array(chunk.values, np.float64)
+                values = np.array(values, np.float64)
             self._pending_chunks.append((chunk.worker, chunk.seq0, np.array(chunk.created_ns, np.int64),
                                          chunk.forwarded_ns, values, consumed_ns, state))
             n += len(values)

@@ -25,6 +25,7 @@ from framework.errors import ResultsWriteError
 from framework.layout import REPEAT_DIR, RUNS_DIR
 from framework.results.io import RunResult, prepare_run_dir, write_run
 from framework.engine.chief import RawRun, run_system
+from framework.engine.worker import blocks_enabled
 
 
 def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
@@ -86,6 +87,9 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         "throughput_items_per_s": rate,
         "throughput_mb_per_s": rate * nbytes / 1e6 if rate is not None else None,
         "item_bytes": nbytes,
+        # At workers.interval_s=0 workers generate in blocks that share one created stamp (engine.worker).
+        "created_stamps": "per_block" if blocks_enabled(spec.workers.interval_s, spec.workers.local_queue,
+                                                        spec.payload) else "per_item",
         **units,
         # The same figures as this machine would have given at the reference speed (framework.noise).
         "normalised": {key: noise.normalised(value, at_run) for key, value in (

@@ -4,6 +4,17 @@
         or oldest older than forward_deadline_s)--> [bound check] --> transform
         --forwarded_ns--> put / put_many
 
+At ``workers.interval_s=0`` (with ``workers.local_queue=deque`` and a payload that has a block source:
+randint, array, without ``payload.work_us``) the worker generates in blocks instead (``_loop_blocks``):
+one numpy call draws ``block`` items (the same values, in the same order, as one at a time), they get one
+``created_ns`` stamp *per block*, and enter the local queue as columns (``_Columns``). The forwarding rules
+are then played item by item in arithmetic, not in Python per item: after each virtual append the
+threshold / deadline rule is evaluated exactly as in ``_loop``, so the messages (how many items per put,
+which seqs), the counters, on_full and the leftovers are those of the per-item loop; only the created
+stamps are shared by a block, and the stop flag is read once per block. A forward of several items leaves
+as a ``Chunk`` of column slices (no tuple per item); a forward of one item is the item tuple, as before.
+The summary says which: ``created_stamps`` is ``per_block`` or ``per_item``.
+
 The loop reads the stop flag and writes its counters in the shared control block;
 it never logs and never touches pandas. When the global queue is bounded
 (``queue.maxsize`` / ``queue.max_bytes``) the worker checks the depth from the
@@ -27,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from framework.engine import protocol
-from framework.payloads.base import make_source, scalar_payload
+from framework.payloads.base import item_nbytes, make_block_source, make_source, scalar_payload
 from framework.payloads.seeding import worker_stream
 from framework.payloads.transforms import make_transform
 from framework.errors import InjectedFault, QueueFullError
@@ -42,6 +53,19 @@ BLOCKED_POLL_S = 0.0005
 NEVER_NS = 1 << 62
 CHIEF_WATCH_S = 0.1
 """How often a worker's watchdog thread checks that the chief is alive."""
+BLOCK_ITEMS = 256
+"""Items per generated block at workers.interval_s=0 (at least workers.forward_batch): amortises the
+per-block work (stop flag, heartbeat, one draw call) while a stop overshoots by at most one block."""
+BLOCK_BYTES = 1 << 20
+"""...but no more payload bytes than this per block (array payloads), unless one forward needs more."""
+
+
+def blocks_enabled(interval_s: float, local_queue: str, payload: Any) -> bool:
+    """Whether a worker with these settings generates in blocks (see the module docstring)."""
+    import numpy as np
+
+    return interval_s == 0 and local_queue == "deque" and \
+        make_block_source(payload, np.random.default_rng(0)) is not None
 
 
 @dataclass(frozen=True)
@@ -152,7 +176,12 @@ def serve(spec: WorkerSpec, producer: Any, control: Any, errors: Any, chief_aliv
     error = None
     transform = None
     try:
-        source = make_source(spec.payload, worker_stream(spec.seed, spec.worker_id, spec.incarnation))
+        rng = worker_stream(spec.seed, spec.worker_id, spec.incarnation)
+        block_source = make_block_source(spec.payload, rng) \
+            if spec.interval_s == 0 and spec.local_queue == "deque" else None
+        if block_source is not None:
+            local = _Columns()
+        source = make_source(spec.payload, rng) if block_source is None else None
         transform = make_transform(spec.transform)
         control[state.slot_heartbeat] = time.monotonic_ns()
         control[protocol.worker_slot(spec.worker_id, protocol.READY)] = 1
@@ -160,7 +189,10 @@ def serve(spec: WorkerSpec, producer: Any, control: Any, errors: Any, chief_aliv
             if not chief_alive():
                 raise _ChiefGone
             time.sleep(0.001)
-        _loop(spec, state, local, source, transform, producer, control, chief_alive)
+        if block_source is not None:
+            _loop_blocks(spec, state, local, block_source, transform, producer, control, chief_alive)
+        else:
+            _loop(spec, state, local, source, transform, producer, control, chief_alive)
     except _ChiefGone:
         # Nobody is left to read what we would flush, and a flush into a full pipe
         # would block for ever: leave at once.
@@ -240,7 +272,8 @@ def _loop(spec: WorkerSpec, st: _State, local: Any, source: Any, transform: Any,
         if len(local) > threshold or (deadline_ns is not None and local and now - local[0][1] >= deadline_ns):
             n = min(batch_size, len(local))
             taken = [local.popleft() for _ in range(n)]
-            if bound is not None and not _admit(spec, st, control, taken, local, n):
+            if bound is not None and not _admit(spec, st, control, n, lambda: [(s, c) for s, c, _ in taken],
+                                                lambda: _put_back(local, taken)):
                 continue
             stamp = now_ns()
             if n == 1:
@@ -255,6 +288,168 @@ def _loop(spec: WorkerSpec, st: _State, local: Any, source: Any, transform: Any,
             control[slot_hb] = protocol.IN_PUT
             put(message)
             control[slot_hb] = now_ns()
+
+
+def _put_back(local: Any, taken: list) -> None:
+    for entry in reversed(taken):
+        local.appendleft(entry)
+
+
+class _Columns:
+    """The local queue of a block-generating worker: blocks of columns, oldest first.
+
+    A block is ``[seq0, created_ns (int64 array), values (array: k numbers or k stacked arrays), start]``;
+    items before ``start`` have left. ``take`` slices (one block) or concatenates (a forward spanning
+    blocks); nothing here runs once per item except ``__iter__``, which only the stop uses."""
+
+    def __init__(self) -> None:
+        self._blocks: deque[list] = deque()
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def push(self, seq0: int, created: np.ndarray, values: np.ndarray) -> None:
+        self._blocks.append([seq0, created, values, 0])
+        self._len += len(values)
+
+    def oldest_created(self) -> int:
+        block = self._blocks[0]
+        return block[1].item(block[3])
+
+    def take(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """The oldest ``n`` items: (first seq, created_ns column, values)."""
+        blocks = self._blocks
+        first = blocks[0]
+        seq0, start = first[0] + first[3], first[3]
+        if len(first[2]) - start >= n:
+            created, values = first[1][start: start + n], first[2][start: start + n]
+            first[3] = start + n
+            if first[3] == len(first[2]):
+                blocks.popleft()
+        else:
+            created_parts, value_parts, need = [], [], n
+            while need:
+                block = blocks[0]
+                start = block[3]
+                k = min(need, len(block[2]) - start)
+                created_parts.append(block[1][start: start + k])
+                value_parts.append(block[2][start: start + k])
+                block[3] = start + k
+                if block[3] == len(block[2]):
+                    blocks.popleft()
+                need -= k
+            created, values = np.concatenate(created_parts), np.concatenate(value_parts)
+        self._len -= n
+        return seq0, created, values
+
+    def put_back(self, seq0: int, created: np.ndarray, values: np.ndarray) -> None:
+        self._blocks.appendleft([seq0, created, values, 0])
+        self._len += len(values)
+
+    def drop_newest(self, n: int) -> None:
+        """Forget the newest ``n`` items (generated, never counted as produced)."""
+        while n:
+            block = self._blocks[-1]
+            k = min(n, len(block[2]) - block[3])
+            block[1], block[2] = block[1][:len(block[2]) - k], block[2][:len(block[2]) - k]
+            if block[3] == len(block[2]):
+                self._blocks.pop()
+            self._len -= k
+            n -= k
+
+    def __iter__(self) -> Any:
+        """(seq, created_ns, value) per item, as the per-item local queue holds them (for the stop)."""
+        for seq0, created, values, start in self._blocks:
+            rows = values.tolist() if values.ndim == 1 else list(values)
+            for i in range(start, len(values)):
+                yield seq0 + i, created.item(i), rows[i]
+
+
+def _loop_blocks(spec: WorkerSpec, st: _State, local: _Columns, block_source: Any, transform: Any, producer: Any,
+                 control: Any, chief_alive: Any) -> None:
+    """``_loop`` at workers.interval_s=0, a block at a time (see the module docstring)."""
+    wid = spec.worker_id
+    t0 = control[protocol.START_NS]
+    st.started_wall, st.started_cpu = time.monotonic(), time.process_time()
+    deadline_ns = None if spec.forward_deadline_s is None else int(spec.forward_deadline_s * 1e9)
+    threshold, batch_size, limit, bound = spec.local_threshold, spec.forward_batch, spec.items, spec.bound
+    fault_ns = t0 + int(spec.fault[1] * 1e9) if spec.fault else NEVER_NS
+    block_items = max(batch_size, min(BLOCK_ITEMS, max(1, BLOCK_BYTES // max(1, item_nbytes(spec.payload)))))
+    now_ns = time.monotonic_ns
+    next_beat = 0
+    put = producer.put
+    scalar = scalar_payload(spec.payload)
+    slot_hb, slot_produced, slot_forwarded = st.slot_heartbeat, st.slot_produced, st.slot_forwarded
+    pending = 0
+    """Items of the current block not yet appended in the per-item sense (not counted as produced)."""
+    try:
+        while not control[protocol.STOP]:
+            now = now_ns()
+            if now >= next_beat:
+                control[slot_hb] = now
+                next_beat = now + HEARTBEAT_NS
+                if not chief_alive():
+                    raise _ChiefGone
+            if now >= fault_ns:
+                _inject(spec.fault[0], chief_alive)
+            if limit is not None and st.seq >= limit:
+                time.sleep(SLEEP_SLICE_S)  # done producing: wait for the chief's stop, still beating
+                continue
+            k = block_items if limit is None else min(block_items, limit - st.seq)
+            values = block_source(k)
+            # One stamp per block: every item of it was created by this one call.
+            local.push(st.seq, np.full(k, now, np.int64), values)
+            pending = k
+            length = len(local) - k
+            """The local queue's length in the per-item loop: what it holds of earlier blocks and the
+            items of this block appended so far."""
+            while pending:
+                # The per-item rule after each append: forward once len > threshold, or once the oldest
+                # item is deadline_s old. Neither changes between two forwards within a block (one stamp),
+                # so the number of appends until the next forward is arithmetic.
+                if deadline_ns is not None and now - (local.oldest_created() if length else now) >= deadline_ns:
+                    appends = 1
+                else:
+                    appends = max(1, threshold + 1 - length)
+                if appends > pending:
+                    st.seq += pending
+                    length += pending
+                    pending = 0
+                    break
+                st.seq += appends
+                length += appends
+                pending -= appends
+                control[slot_produced] = st.seq
+                n = min(batch_size, length)
+                seq0, created, taken = local.take(n)
+                if bound is not None and not _admit(
+                        spec, st, control, n, lambda: list(zip(range(seq0, seq0 + n), created.tolist())),
+                        lambda: local.put_back(seq0, created, taken)):
+                    if control[protocol.STOP]:
+                        break  # put back under on_full=block: the loop ends, the rest of the block unmade
+                    length -= n  # drop_newest: gone
+                    continue
+                length -= n
+                stamp = now_ns()
+                if n == 1:
+                    v = taken.item(0) if taken.ndim == 1 else taken[0]
+                    message = (wid, seq0, created.item(0), stamp, v if transform is None else transform(v))
+                else:
+                    if scalar:
+                        taken = np.asarray(taken, np.float64)
+                    if transform is not None:
+                        taken = transform(taken)  # one vectorised call (arrays: in place, this forward's rows)
+                    message = protocol.Chunk(wid, seq0, created, stamp, taken)
+                st.forwarded += n
+                control[slot_forwarded] = st.forwarded
+                control[slot_hb] = protocol.IN_PUT
+                put(message)
+                control[slot_hb] = now_ns()
+            control[slot_produced] = st.seq
+    finally:
+        if pending:
+            local.drop_newest(pending)  # drawn but never appended: not produced, not leftovers
 
 
 def _chunk(wid: int, taken: list, stamp: int, transform: Any, scalar: bool) -> protocol.Chunk:
@@ -274,21 +469,23 @@ def _chunk(wid: int, taken: list, stamp: int, transform: Any, scalar: bool) -> p
     return protocol.Chunk(wid, taken[0][0], created, stamp, values)
 
 
-def _admit(spec: WorkerSpec, st: _State, control: Any, taken: list, local: Any, n: int) -> bool:
-    """Apply queue.on_full when the bound would be exceeded; True if the batch may be put."""
+def _admit(spec: WorkerSpec, st: _State, control: Any, n: int, dropped: Any, put_back: Any) -> bool:
+    """Apply queue.on_full when the bound would be exceeded; True if the batch may be put.
+
+    ``dropped()`` lists the batch's (seq, created_ns); ``put_back()`` returns it to the front of the
+    local queue (it was not forwarded)."""
     def depth() -> int:
         return sum(control[s] for s in st.forwarded_slots) - control[protocol.TAKEN]
 
     if depth() + n <= spec.bound or spec.on_full == "drop_oldest":
         return True  # drop_oldest: the chief evicts the oldest items once the bound is passed
     if spec.on_full == "drop_newest":
-        st.dropped.extend((s, c) for s, c, _ in taken)
+        st.dropped.extend(dropped())
         st.dropped_count += n
         control[st.slot_dropped] = st.dropped_count
         return False
     if spec.on_full == "fail":
-        for entry in reversed(taken):
-            local.appendleft(entry)
+        put_back()
         raise QueueFullError(
             f"worker {spec.worker_id}: the global queue reached its bound of {spec.bound} items and queue.on_full=fail. "
             f"Fix: raise queue.maxsize / queue.max_bytes, make the chief faster (chief.take_batch=0, "
@@ -298,8 +495,7 @@ def _admit(spec: WorkerSpec, st: _State, control: Any, taken: list, local: Any, 
         now = time.monotonic_ns()
         control[st.slot_heartbeat] = now  # blocked on a full queue is alive
         if control[protocol.STOP]:
-            for entry in reversed(taken):
-                local.appendleft(entry)  # not forwarded: they are leftovers of the local queue
+            put_back()  # not forwarded: they are leftovers of the local queue
             st.blocked_ns += now - start
             control[st.slot_blocked] = st.blocked_ns
             return False

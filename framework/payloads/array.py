@@ -12,12 +12,17 @@ from framework.config.rules import MAX_ITEM_BYTES, require
 from framework.config.schema import ArrayPayload
 from framework.errors import ConfigError
 from framework.payloads.base import PayloadKind
-from framework.payloads.randint import check_draw_bounds, draws
+from framework.payloads.randint import DrawBlocks, check_draw_bounds, draws
 
 
 def _first(item: Any) -> Any:
     # Rows of dropped items carry NaN instead of the array.
     return item.flat[0] if type(item) is np.ndarray else item
+
+
+def _first_column(values: np.ndarray) -> np.ndarray:
+    # A column block of n items, shape (n, *payload.shape): each item's first element, in one numpy call.
+    return values.reshape(len(values), -1)[:, 0]
 
 
 class Array(PayloadKind):
@@ -31,8 +36,23 @@ class Array(PayloadKind):
         draw = draws(rng, payload.low, payload.high)
         return lambda: np.full(shape, draw(), dtype)
 
+    def make_block_source(self, payload: Any, rng: np.random.Generator) -> Callable[[int], np.ndarray]:
+        shape, dtype = tuple(payload.shape), np.dtype(payload.dtype)
+        block = DrawBlocks(rng, payload.low, payload.high)
+        spread = (slice(None),) + (None,) * len(shape)  # one draw per item, broadcast over its elements
+
+        def arrays(k: int) -> np.ndarray:
+            out = np.empty((k, *shape), dtype)
+            np.copyto(out, block(k)[spread], casting="unsafe")
+            return out
+
+        return arrays
+
     def value_reader(self, payload: Any) -> Callable[[Any], float]:
         return _first
+
+    def column_reader(self, payload: Any) -> Callable[[np.ndarray], np.ndarray]:
+        return _first_column
 
     def item_nbytes(self, payload: Any) -> int:
         return math.prod(payload.shape) * np.dtype(payload.dtype).itemsize

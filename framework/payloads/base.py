@@ -5,6 +5,7 @@
         v
     PayloadKind: make_source(payload, rng) -> source()   one item per call, in the worker
                  value_reader(payload)                  item -> the number items.parquet records
+                 column_reader(payload)                 (n, *shape) block of items -> n numbers
                  item_nbytes(payload)                   bytes per item (MB/s, buffer sizes, bounds)
                  units(payload)                         ("transitions", 64): figures in the payload's unit
                  check(spec)                            its own config rules (ConfigError)
@@ -47,8 +48,19 @@ class PayloadKind:
         """The zero-argument callable a worker calls once per item, drawing from ``rng`` only."""
         raise NotImplementedError
 
+    def make_block_source(self, payload: Any, rng: np.random.Generator) -> Callable[[int], np.ndarray] | None:
+        """The vectorised source a worker uses at ``workers.interval_s=0``: ``block(k)`` returns the next ``k``
+        items of the very stream ``make_source`` would give (same seed, same values) as one array: k numbers,
+        or k stacked arrays of shape (k, *shape). None (the default) = items one call at a time."""
+        return None
+
     def value_reader(self, payload: Any) -> Callable[[Any], float] | None:
         """How the recorder reduces an item to its recorded value; None = the item is the value (a number)."""
+        return None
+
+    def column_reader(self, payload: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The vectorised ``value_reader``: a block of n array items stacked as one (n, *shape) array -> the n
+        recorded values. None = the recorder applies ``value_reader`` to each row (a Python step per item)."""
         return None
 
     def item_nbytes(self, payload: Any) -> int:
@@ -133,9 +145,22 @@ def make_source(payload: Any, rng: np.random.Generator) -> Callable[[], Any]:
     return with_cpu_cost(source, work_us) if work_us else source
 
 
+def make_block_source(payload: Any, rng: np.random.Generator) -> Callable[[int], np.ndarray] | None:
+    """The payload's block source (see ``PayloadKind.make_block_source``); None where it has none or where
+    ``payload.work_us`` asks for a CPU cost per item."""
+    if getattr(payload, "work_us", 0):
+        return None
+    return payload_kind(payload).make_block_source(payload, rng)
+
+
 def value_reader(payload: Any) -> Callable[[Any], float] | None:
     """How the recorder reduces an item to its recorded value; None means the item is the value."""
     return payload_kind(payload).value_reader(payload)
+
+
+def column_reader(payload: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    """How the recorder reduces a stacked block of array items to their values; None = row by row."""
+    return payload_kind(payload).column_reader(payload)
 
 
 def item_nbytes(payload: Any) -> int:

@@ -24,6 +24,27 @@ def draws(rng: np.random.Generator, low: int, high: int) -> Callable[[], int]:
     return itertools.chain.from_iterable(blocks).__next__
 
 
+class DrawBlocks:
+    """The same stream as ``draws`` (the generator is asked for the same blocks, in the same order),
+    handed out ``k`` at a time as one int64 array: ``block(k)``."""
+
+    def __init__(self, rng: np.random.Generator, low: int, high: int) -> None:
+        self._rng, self._low, self._high = rng, low, high
+        self._buffer = np.empty(0, np.int64)
+        self._at = 0
+
+    def __call__(self, k: int) -> np.ndarray:
+        parts = []
+        while k:
+            if self._at == len(self._buffer):
+                self._buffer, self._at = self._rng.integers(self._low, self._high + 1, size=DRAW_BLOCK_ITEMS), 0
+            take = min(k, len(self._buffer) - self._at)
+            parts.append(self._buffer[self._at: self._at + take])
+            self._at += take
+            k -= take
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def check_draw_bounds(p: Any) -> None:
     """The rules of ``payload.low`` and ``payload.high`` (shared by randint and array)."""
     require(p.low <= p.high, "payload.low", p.low, f"must not exceed payload.high ({p.high})",
@@ -40,6 +61,9 @@ class Randint(PayloadKind):
 
     def make_source(self, payload: Any, rng: np.random.Generator) -> Callable[[], Any]:
         return draws(rng, payload.low, payload.high)
+
+    def make_block_source(self, payload: Any, rng: np.random.Generator) -> Callable[[int], np.ndarray]:
+        return DrawBlocks(rng, payload.low, payload.high)
 
     def scalar(self, payload: Any) -> bool:
         return True

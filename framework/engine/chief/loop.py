@@ -24,7 +24,7 @@ from framework.engine.chief.supervisor import JOIN_TIMEOUT_S, Supervisor
 from framework.engine.record import DepthRecorder, MemoryRecorder, Recorder, WindowTally
 from framework.errors import RunInterrupted, WorkerFailed
 from framework.noise import NoiseSampler, calibrate, own_pids
-from framework.payloads.base import item_nbytes, value_reader
+from framework.payloads.base import column_reader, item_nbytes, value_reader
 from framework.queues.base import QueueSettings
 from framework.results.latency import StageHistograms
 from framework.results.seqbooks import SeqBooks
@@ -91,7 +91,8 @@ class Chief:
         self.interrupts = Interrupts()
         self.notes = Notes()
         rec = spec.record
-        self.recorder = Recorder(value_reader(spec.payload), directory, rec.items, rec.sample_every, rec.flush_s)
+        self.recorder = Recorder(value_reader(spec.payload), directory, rec.items, rec.sample_every, rec.flush_s,
+                                 column_of=column_reader(spec.payload))
         self.depth = DepthRecorder(self.n, directory, rec.flush_s)
         self.memory = MemoryRecorder(directory, rec.flush_s)
         control = backend.control_block(protocol.HEADER_SLOTS + self.n * protocol.WORKER_SLOTS)
