@@ -102,7 +102,9 @@ def test_a_chief_killed_mid_run_leaves_readable_records_listed_as_crashed(tmp_pa
     items = read_table(run_dir / ITEMS_FILE)
     stamps = items["consumed_ns"].to_numpy()
     assert len(items) > 0 and (stamps > 0).any()
-    assert killed_ns - stamps.max() <= 1_000_000_000, "records end more than 1 s before the kill"
+    gap_s = (killed_ns - stamps.max()) / 1e9
+    print(f"records end {gap_s:.3f} s before the kill")
+    assert gap_s <= 1.0, f"records end {gap_s:.2f} s before the kill"
     collected = collect(run_dir, write=False)
     row = collected.table.iloc[0]
     assert row["status"] == "crashed" and row["counts.recorded"] == len(items)

@@ -135,10 +135,11 @@ class Recorder:
         self._pending_chunk_items = 0
         self._counts = [0] * len(STATES)
         self.keep, self.sample_every = keep, sample_every
-        # Half the budget here, half in the writer: a row reaches a closed part within about flush_s.
+        # Half the budget here (pending rows), a quarter for the writer to close a part and a quarter for
+        # it to lag (ColumnStream.max_lag_s): a row reaches a closed part within about flush_s.
         self.stream: Any = None
         if keep != "none":
-            self.stream = ColumnStream(directory / ITEMS_FILE, ITEMS_SCHEMA, flush_s=flush_s / 2) \
+            self.stream = ColumnStream(directory / ITEMS_FILE, ITEMS_SCHEMA, flush_s=flush_s / 4) \
                 if directory is not None else RowsInMemory()
         self.books = SeqBooks()
         self.histograms = StageHistograms()
@@ -204,6 +205,11 @@ class Recorder:
         self._flush_tuples()
         self._flush_chunks()
         self._last_flush_ns = time.monotonic_ns()
+
+    @property
+    def wait_s(self) -> float:
+        """Seconds the chief waited for the items table's writer (it fell more than its lag behind)."""
+        return float(getattr(self.stream, "append_wait_s", 0.0))
 
     def frame(self) -> Any:
         """The rows recorded so far, when they are kept in memory (a recorder without a directory)."""

@@ -28,6 +28,10 @@ from framework.engine.chief import RawRun, run_system
 from framework.engine.worker import blocks_enabled
 
 
+RECORD_WAIT_WARN = 0.05
+"""The chief waiting for the records' writer over this share of the window is called out."""
+
+
 def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
     """summary.json's content from what the chief measured."""
     start_ns, end_ns = metrics.window_bounds(raw.t0_ns, raw.t_end_ns, spec.run.warmup_s)
@@ -70,6 +74,12 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
     at_run = _mean_calibration(before, after)
     warnings.extend(noise.noise_warnings(raw.machine_noise, before, after))
     little = metrics.littles_law(raw.window, raw.depth_area, seconds) if not raw.failures else None
+    if seconds and raw.record_wait_s > RECORD_WAIT_WARN * seconds:
+        warnings.append(
+            f"the recorder slowed the chief: it waited {raw.record_wait_s:.2f} s of the {seconds:.2f} s window for "
+            f"items.parquet's writer, which fell behind (more than RECORD_WAIT_WARN={RECORD_WAIT_WARN:.0%}). The "
+            f"figures include the cost of writing every item; keep fewer rows (record.items=sample or none) to "
+            f"measure the system alone.")
     little_warning = checks.littles_law_warning(little)
     if little_warning:
         warnings.append(little_warning)
@@ -106,7 +116,7 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         # Mergeable across repeats (framework.results.latency.StageHistograms.decode).
         "latency_histograms": raw.histograms.encode(),
         "record": {"items": spec.record.items, "sample_every": spec.record.sample_every if
-                   spec.record.items == "sample" else None},
+                   spec.record.items == "sample" else None, "wait_s": raw.record_wait_s},
         "processes": raw.processes,
         "config": config_dict(spec),
         "metadata": machine_metadata(spec.run.start_method),

@@ -186,7 +186,11 @@ class ColumnStream:
         self.parts_written = 0
         """Closed part files."""
         self.append_wait_s = 0.0
-        """Seconds append() waited because the writer was MAX_PENDING_ROWS behind."""
+        """Seconds append() waited because the writer was MAX_PENDING_ROWS or max_lag_s behind."""
+        self.max_lag_s = 2 * self.flush_s
+        """A block appended longer ago than this and still not in a closed part makes append() wait for it."""
+        self._marks: collections.deque = collections.deque()
+        """(monotonic time of an append, rows appended up to and including it), oldest first."""
         self.write_s = 0.0
         """Seconds the writer thread spent building and writing parts."""
         self._thread = threading.Thread(target=self._run, name=f"ColumnStream:{self.path.name}", daemon=True)
@@ -217,8 +221,25 @@ class ColumnStream:
             return
         if self._rows_appended - self.rows_written > self.max_pending_rows:
             self._wait_for_writer()
+        marks = self._marks
+        while marks and marks[0][1] <= self.rows_written:
+            marks.popleft()
+        if marks and time.monotonic() - marks[0][0] > self.max_lag_s:
+            self._wait_for_lag(marks[0][1])
         self._queue.append(columns)
         self._rows_appended += n
+        marks.append((time.monotonic(), self._rows_appended))
+
+    def _wait_for_lag(self, rows: int) -> None:
+        """The writer is more than max_lag_s behind: wait until the oldest late block is on disk, so that a
+        crash never loses more than about that much (the caller is slowed only while the writer lags)."""
+        start = time.perf_counter()
+        while self.rows_written < rows:
+            if self._error is not None:
+                self._raise_error()
+            self._wake.set()
+            time.sleep(POLL_S / 10)
+        self.append_wait_s += time.perf_counter() - start
 
     def _wait_for_writer(self) -> None:
         start = time.perf_counter()

@@ -51,6 +51,9 @@ class Intake:
         if self.held:
             batch, self.held = self.held, []
         else:
+            if stamp_consumed:
+                # What was forwarded while the chief recorded: the depth before the wait (Little's law).
+                self.books.observe(time.monotonic_ns(), self.books.global_depth())
             # A message may be a chunk of forward_batch items: ask for about enough of them.
             batch = self.consumer.get_many(max(1, -(-max_items // self.forward_batch)), timeout=HOUSEKEEPING_S)
         stamp = time.monotonic_ns() if stamp_consumed else NO_STAMP

@@ -76,6 +76,8 @@ class RawRun:
     """``before`` and ``after``: the reference workload timed right before and right after the run."""
     directory: Path | None = None
     """Where the records were streamed (items.parquet, depth.parquet, memory.parquet)."""
+    record_wait_s: float = 0.0
+    """Seconds the chief waited for the items table's writer (it had fallen behind)."""
 
 
 class Chief:
@@ -247,7 +249,8 @@ class Chief:
                       depth_area=(books.area_at_start, books.area), memory=self.memory.summary(),
                       errors=notes.errors, warnings=notes.warnings, rounds=self.rounds, exit_code=exit_code,
                       failures=supervisor.failures, dead_local=books.dead_local, blocked_s=books.blocked_s(),
-                      restarts=dict(enumerate(supervisor.restarts)), directory=self.directory)
+                      restarts=dict(enumerate(supervisor.restarts)), directory=self.directory,
+                      record_wait_s=recorder.wait_s)
 
 
 def run_system(spec: Config, echo: Callable[[str], None] = print, directory: Path | None = None) -> RawRun:
