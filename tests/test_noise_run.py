@@ -11,7 +11,6 @@ import time
 import pytest
 
 from framework.noise import OTHER_CPU_WARN_PCT
-from framework.queues.catalog import designs
 from framework.results.checks import LITTLE_TOLERANCE
 
 CAPACITY = ["workers.interval_s=0", "chief.interval_s=0", "chief.take_batch=0", "run.progress=false",
@@ -45,16 +44,6 @@ def test_a_cpu_burner_beside_the_run_shows_in_machine_noise_and_warnings(run_in)
     for summary in (quiet, noisy):
         assert summary["calibration"]["before"]["cpu_ops_per_s"] > 0
         assert summary["normalised"]["throughput_items_per_s"] > 0
-
-
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("design", designs("local"))
-def test_littles_law_holds_on_a_capacity_run(run_in, design):
-    summary = run_in([*CAPACITY, f"queue={design}", "run.duration_s=1", "run.warmup_s=0.2"]).summary
-    law = summary["littles_law"]
-    assert law["arrivals"] > 100
-    assert law["relative_error"] <= LITTLE_TOLERANCE, law
-    assert law["holds"] is True
 
 
 @pytest.mark.timeout(120)

@@ -269,7 +269,8 @@ def test_bench_takes_a_plugin_design_by_target(tmp_path, capsys):
     spec.loader.exec_module(bench)
     out = tmp_path / "bench"
     code = bench.main(["--repeats", "1", "--duration", "0.3", "--raw-duration", "0.2", "--designs", f"pipe,{DESIGN}",
-                       "--payloads", "float", "--workers", "1", "--no-latency", "--no-report", "--out", str(out)])
+                       "--payloads", "float", "--workers", "1", "--no-latency", "--no-report", "--out", str(out),
+                       "--per-put-payloads", "none", "--check-rounds", "0"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "example_pipe: no raw reference" in printed

@@ -19,6 +19,7 @@ from framework import hygiene
 from framework.layout import ITEMS_FILE, SUMMARY_FILE
 from framework.queues.catalog import designs
 from framework.results.collect import collect
+from framework.results.checks import LITTLE_TOLERANCE
 from framework.results.latency import RELATIVE_ERROR
 from framework.results.stream import part_paths, read_table
 
@@ -30,8 +31,11 @@ STAGES = {"local_wait": ("created_ns", "forwarded_ns"), "global_wait": ("forward
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("design", designs("local"))
-def test_histogram_quantiles_match_the_exact_ones_from_items_parquet(run_in, design):
-    result = run_in([*CAPACITY, f"queue={design}", "run.duration_s=0.6", "run.warmup_s=0.1"])
+def test_histograms_match_items_parquet_and_littles_law_holds_on_a_capacity_run(run_in, design):
+    result = run_in([*CAPACITY, f"queue={design}", "run.duration_s=0.8", "run.warmup_s=0.2"])
+    # The instrument checks itself: the chief's observed depth against the items' own stamps.
+    law = result.summary["littles_law"]
+    assert law["arrivals"] > 100 and law["relative_error"] <= LITTLE_TOLERANCE and law["holds"] is True, law
     window = result.summary["window"]
     items = result.items
     taken = items[(items["state"] == "consumed") & (items["consumed_ns"] >= window["start_ns"])]

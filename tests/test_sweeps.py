@@ -232,8 +232,8 @@ def test_joblib_launcher_records_its_concurrency(tmp_path):
 @pytest.mark.timeout(180)
 def test_optuna_search_marks_infeasible_trials_and_saves_the_best(tmp_path):
     directory = tmp_path / "search"
-    proc = chiefbench("-m", "+experiment=search", "hydra.sweeper.n_trials=3", "run.duration_s=0.5",
-                      "run.warmup_s=0.1", "run.start_method=fork", "objective.max_p99_ms=1000000",
+    proc = chiefbench("-m", "+experiment=search", "hydra.sweeper.n_trials=3", "run.duration_s=0.3",
+                      "run.warmup_s=0.05", "run.start_method=fork", "objective.max_p99_ms=1000000",
                       f"hydra.sweep.dir={directory}", "hydra.callbacks.gather.report=false", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     table = pd.read_parquet(directory / "sweep_results.parquet")
