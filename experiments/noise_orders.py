@@ -4,8 +4,10 @@
     python experiments/noise_orders.py --designs pipe,shm_ring --repeats 5 --duration 1
 
 Part 1 runs the same capacity configurations in each order (grouped, interleaved, random: the job
-lists ``framework.sweep.order.order_jobs`` gives a sweep) and prints, per order, the spread (cv) of
-each design's repeats and its mean across designs. Part 2 runs 5 repeats of one configuration twice:
+lists ``framework.sweep.order.order_jobs`` gives a sweep), once on the machine as it is and once with a
+CPU burner started halfway through each order's series (a machine that slows during a sweep), and
+prints, per order, the spread (cv) of each design's repeats and how far each design's median lands from
+its median over every quiet run (the bias a drift puts into a ranking). Part 2 runs 5 repeats of one configuration twice:
 on the machine as it is, and with a CPU burner started halfway through the series; it prints the
 spread of the raw and of the normalised figure. Both tables go to a CSV with the machine's metadata.
 """
@@ -44,18 +46,29 @@ def cv(values: pd.Series) -> float:
     return float(np.std(x, ddof=1) / np.mean(x)) if len(x) > 1 and np.mean(x) else float("nan")
 
 
-def orders(designs: list[str], repeats: int, duration: float, out: Path) -> pd.DataFrame:
+def orders(designs: list[str], repeats: int, duration: float, out: Path, drift: bool) -> pd.DataFrame:
+    """Each order's series of runs; with ``drift``, a CPU burner starts halfway through each series (a machine
+    that gets slower while a sweep runs)."""
     rows = []
     for order in ORDERS:
         jobs = order_jobs([[f"queue={d}"] for d in designs], repeats, order, seed=0)
         if order == "grouped":  # one job per configuration, its repeats one after another
             jobs = [[*job, f"run.repeat_index={k}"] for job in jobs for k in range(repeats)]
-        for i, job in enumerate(jobs):
-            design = job[0].split("=", 1)[1]
-            row = run_one([job[0], f"run.duration_s={duration}"], out / order / str(i))
-            rows.append({"part": "order", "order": order, "design": design, "run": i, **row})
-            print(f"{order:12} {design:14} {row['items_per_s']:>12,.0f} items/s  other {row['other_cpu_pct']:.0f}%",
-                  flush=True)
+        burner = None
+        try:
+            for i, job in enumerate(jobs):
+                if drift and i == len(jobs) // 2:
+                    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                design = job[0].split("=", 1)[1]
+                case = "drift" if drift else "quiet"
+                row = run_one([job[0], f"run.duration_s={duration}"], out / case / order / str(i))
+                rows.append({"part": "order", "case": case, "order": order, "design": design, "run": i, **row})
+                print(f"{case:6} {order:12} {design:14} {row['items_per_s']:>12,.0f} items/s  "
+                      f"other {row['other_cpu_pct']:.0f}%", flush=True)
+        finally:
+            if burner is not None:
+                burner.kill()
+                burner.wait()
     return pd.DataFrame(rows)
 
 
@@ -88,13 +101,21 @@ def main() -> None:
     stamp = datetime.datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
     out = Path(args.out or f"outputs/noise_orders/{stamp}")
     designs = args.designs.split(",")
-    table = pd.concat([orders(designs, args.repeats, args.duration, out),
+    table = pd.concat([orders(designs, args.repeats, args.duration, out, drift=False),
+                       orders(designs, args.repeats, args.duration, out, drift=True),
                        burner(designs[0], args.repeats, args.duration, out)], ignore_index=True)
-    spread = (table[table["part"] == "order"].groupby(["order", "design"])["items_per_s"].apply(cv)
-              .unstack("design"))
-    spread["mean cv"] = spread.mean(axis=1)
-    print("\nspread (cv) of each design's repeats, per run.order:")
-    print(spread.to_string(float_format=lambda v: f"{v:.1%}"))
+    runs = table[table["part"] == "order"]
+    truth = runs[runs["case"] == "quiet"].groupby("design")["items_per_s"].median()
+    for case in ("quiet", "drift"):
+        part = runs[runs["case"] == case]
+        spread = part.groupby(["order", "design"])["items_per_s"].apply(cv).unstack("design")
+        spread["mean cv"] = spread.mean(axis=1)
+        medians = part.groupby(["order", "design"])["items_per_s"].median().unstack("design")
+        bias = (medians / truth - 1).abs()
+        spread["mean |median - quiet| / quiet"] = bias.mean(axis=1)
+        print(f"\n{case}: spread (cv) of each design's repeats, and how far each design's median lands from "
+              f"its median over every quiet run, per run.order:")
+        print(spread.to_string(float_format=lambda v: f"{v:.1%}"))
     b = table[table["part"] == "burner"]
     print(f"\n{designs[0]}, {args.repeats} repeats: spread of the raw and the normalised figure")
     print(b.groupby("order")[["items_per_s", "normalised_items_per_s"]].agg(cv)
