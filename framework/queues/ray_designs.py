@@ -130,7 +130,7 @@ class BufferConsumer(ConsumerEnd):
 
 
 class _RayDesign(QueueDesign):
-    """Shared by both Ray designs: the chief's end is the pump's buffer of the run's RayContext."""
+    """Shared by both Ray designs: the chief's end is the pump's buffer of the run's Ray backend."""
 
     backend = "ray"
     requires = ("ray",)
@@ -139,7 +139,7 @@ class _RayDesign(QueueDesign):
     def __init__(self, settings: QueueSettings, n_producers: int, mp_context: Any) -> None:
         super().__init__(settings, n_producers, mp_context)
         if not hasattr(mp_context, "pump"):
-            raise TypeError(f"queue={settings.name} runs only under backend=ray (it needs the run's RayContext), "
+            raise TypeError(f"queue={settings.name} runs only under backend=ray (it needs the run's Ray backend), "
                             f"not with a multiprocessing context")
         self._consumer = BufferConsumer()
         mp_context.pump.consumer = self._consumer
