@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +32,14 @@ from framework.sweep.order import ORDERS, order_jobs
 
 CAPACITY = ["workers.interval_s=0", "chief.interval_s=0", "chief.take_batch=0", "run.progress=false",
             "run.print_items=false"]
+
+
+def start_burner() -> int:
+    """Another program spinning one core: started through a shell that exits at once, so that it is no
+    descendant of this process (a run counts its own descendants as its own, not as other load)."""
+    out = subprocess.run(["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
+                         capture_output=True, text=True, timeout=10)
+    return int(out.stdout)
 
 
 def run_one(overrides: list[str], out: Path) -> dict:
@@ -58,7 +68,7 @@ def orders(designs: list[str], repeats: int, duration: float, out: Path, drift: 
         try:
             for i, job in enumerate(jobs):
                 if drift and i == len(jobs) // 2:
-                    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                    burner = start_burner()
                 design = job[0].split("=", 1)[1]
                 case = "drift" if drift else "quiet"
                 row = run_one([job[0], f"run.duration_s={duration}"], out / case / order / str(i))
@@ -67,8 +77,7 @@ def orders(designs: list[str], repeats: int, duration: float, out: Path, drift: 
                       f"other {row['other_cpu_pct']:.0f}%", flush=True)
         finally:
             if burner is not None:
-                burner.kill()
-                burner.wait()
+                os.kill(burner, signal.SIGKILL)
     return pd.DataFrame(rows)
 
 
@@ -79,15 +88,14 @@ def burner(design: str, repeats: int, duration: float, out: Path) -> pd.DataFram
         try:
             for k in range(repeats):
                 if case != "quiet" and k == repeats // 2:
-                    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                    proc = start_burner()
                 row = run_one([f"queue={design}", f"run.duration_s={duration}"], out / case.replace(" ", "_") / str(k))
                 rows.append({"part": "burner", "order": case, "design": design, "run": k, **row})
                 print(f"{case:14} {k}: {row['items_per_s']:>12,.0f} items/s  normalised "
                       f"{row['normalised_items_per_s']:>12,.0f}  other {row['other_cpu_pct']:.0f}%", flush=True)
         finally:
             if proc is not None:
-                proc.kill()
-                proc.wait()
+                os.kill(proc, signal.SIGKILL)
     return pd.DataFrame(rows)
 
 

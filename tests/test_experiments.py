@@ -62,7 +62,7 @@ def test_seed_preset_is_the_original_system():
 def test_sweep_presets_expand_to_their_grid(name, expected):
     cfg = compose_with_hydra([f"+experiment={name}"])
     cfg.hydra.overrides.task = [f"+experiment={name}"]
-    # Repeats are interleaved (run.order): a job per configuration and repeat; count the configurations.
+    # Repeats are shuffled (run.order=random): a job per configuration and repeat; count the configurations.
     points = [p for p in grid_points(cfg) if "run.repeat_index=0" in p or not any("repeat_index" in o for o in p)]
     if name == "queue_shootout":  # every registered design x 3 worker counts x 4 payload sizes
         designs = {p[0] for p in points}
