@@ -152,8 +152,9 @@ def repeat_warnings(values: Sequence[float], label: str = "throughput") -> list[
             f"in run order (Kendall tau {t['tau']:+.2f}, p={t['p_value']:.2g}; flagged at p < {TREND_P:g} and a "
             f"change over {TREND_MIN_CHANGE:.0%}): the machine got {'slower' if down else 'faster'} during the "
             f"series (other load, frequency scaling, throttling, a cache or file warming up). A median over "
-            f"these repeats depends on when they ran; interleave the configurations' repeats "
-            f"(run.order=interleaved) so that each sees the same drift, add warm-up (run.warmup_s), or repeat "
+            f"these repeats depends on when they ran; shuffle or interleave the configurations' repeats "
+            f"(run.order=random, the default, or run.order=interleaved) so that each sees the same drift, add "
+            f"warm-up (run.warmup_s), or repeat "
             f"the series on a quieter machine.")
     b = bimodal(values)
     if b and b["flagged"]:
