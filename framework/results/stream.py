@@ -138,6 +138,20 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
     return pa.concat_tables(tables).to_pandas()
 
 
+_warm = threading.Event()
+
+
+def _warm_up(schema: pa.Schema, compression: str) -> None:
+    """pyarrow's first parquet write in a process costs about 0.17 s (its writer and codec set up): pay it
+    in the writer thread as soon as it starts, while the run is still starting its workers, not in the
+    run's last part."""
+    if _warm.is_set():
+        return
+    empty = pa.Table.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
+    pq.write_table(empty, pa.BufferOutputStream(), compression=compression)
+    _warm.set()
+
+
 class ColumnStream:
     """Streamed writer of one parquet table (items, depth or memory) as a directory of parts.
 
@@ -300,6 +314,7 @@ class ColumnStream:
         rows = 0
         deadline = None  # when the open part must close
         try:
+            _warm_up(self.schema, self.compression)
             while True:
                 timeout = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
                 self._wake.wait(timeout)
