@@ -78,7 +78,7 @@ def test_random_overrides_run_or_fail_clearly(tmp_path_factory, overrides):
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(overrides=OVERRIDES)
 def test_random_overrides_on_the_command_line(tmp_path_factory, overrides):
     """The same through the real command: Hydra's parser too must not end in a traceback."""

@@ -78,7 +78,7 @@ def test_scaling_goes_to_twice_the_cores():
 
     cfg = compose_with_hydra(["+experiment=scaling"])
     cfg.hydra.overrides.task = ["+experiment=scaling"]
-    counts = [int(p[0].split("=")[1]) for p in grid_points(cfg) if "run.repeat_index=0" in p]
+    counts = sorted(int(p[0].split("=")[1]) for p in grid_points(cfg) if "run.repeat_index=0" in p)
     assert counts == list(range(1, 2 * os.cpu_count() + 1))
 
 
