@@ -84,6 +84,27 @@ class WindowTally:
             self.evicted = True
 
 
+class _StreamedTable:
+    """What the three recorders share: a ``flush`` of what is pending into ``stream``, then its end."""
+
+    stream: Any = None
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Flush the rest and let the table's writer finish its last part (without waiting for it)."""
+        self.flush()
+        if self.stream is not None:
+            self.stream.stop()
+
+    def close(self) -> None:
+        """Flush the rest and close the table (only its last part is written now)."""
+        self.stop()
+        if self.stream is not None:
+            self.stream.close()
+
+
 class RowsInMemory:
     """Where item rows go when a run has no directory (the chief's parts driven by tests, small runs from
     Python): the column blocks, kept; ``frame()`` gives them as ``framework.load_run`` would."""
@@ -116,7 +137,7 @@ class RowsInMemory:
         return df[list(names)]
 
 
-class Recorder:
+class Recorder(_StreamedTable):
     """Collects ``(worker, seq, created_ns, forwarded_ns, value)`` tuples and ``protocol.Chunk`` columns,
     with their consumed stamps and states, into flat-memory figures and a streamed items table."""
 
@@ -218,18 +239,6 @@ class Recorder:
             raise TypeError("this recorder streams its rows to items.parquet: read them with framework.load_run")
         return self.stream.frame()
 
-    def stop(self) -> None:
-        """Flush the rest and let the items table's writer finish (without waiting for it)."""
-        self.flush()
-        if self.stream is not None:
-            self.stream.stop()
-
-    def close(self) -> None:
-        """Flush the rest and close the items table (only its last part is written now)."""
-        self.stop()
-        if self.stream is not None:
-            self.stream.close()
-
     def _flush_chunks(self) -> None:
         pending = self._pending_chunks
         if not pending:
@@ -283,7 +292,7 @@ class Recorder:
         self.stream.append(block)
 
 
-class DepthRecorder:
+class DepthRecorder(_StreamedTable):
     """Global and per-worker local queue depths over time (from the framework's own counters), streamed to
     depth.parquet in long format: t_ns, elapsed_s, queue (global | local), worker (-1 for global), depth."""
 
@@ -321,15 +330,6 @@ class DepthRecorder:
             "depth": wide[:, 1:].reshape(-1),
         })
 
-    def stop(self) -> None:
-        self.flush()
-        if self.stream is not None:
-            self.stream.stop()
-
-    def close(self) -> None:
-        self.stop()
-        if self.stream is not None:
-            self.stream.close()
 
 
     def frame(self, t0_ns: int | None = None) -> Any:
@@ -344,7 +344,7 @@ class DepthRecorder:
         return pd.DataFrame(rows, columns=DEPTH_SCHEMA.names)
 
 
-class MemoryRecorder:
+class MemoryRecorder(_StreamedTable):
     """Resident memory of every process (t_ns, role, worker, pid, rss_bytes), streamed to memory.parquet;
     keeps each process's first, last and peak value for the summary."""
 
@@ -380,12 +380,3 @@ class MemoryRecorder:
                             "worker": np.asarray(worker, np.int32), "pid": np.asarray(pid, np.int64),
                             "rss_bytes": np.asarray(rss, np.int64)})
 
-    def stop(self) -> None:
-        self.flush()
-        if self.stream is not None:
-            self.stream.stop()
-
-    def close(self) -> None:
-        self.stop()
-        if self.stream is not None:
-            self.stream.close()

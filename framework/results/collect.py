@@ -23,7 +23,7 @@ from framework.layout import (DEPTH_FILE, ITEM_STATES, ITEMS_FILE, JOB_FILE, MUL
 from framework.results.io import atomic_write
 from framework.results.latency import StageHistograms
 from framework.results.stats import aggregate
-from framework.results.stream import read_table
+from framework.results.stream import part_paths, read_table
 from framework.sweep.grid import expected_jobs, grid_points, load_yaml, sweep_command
 from framework.sweep.order import REPEAT_INDEX_KEY
 
@@ -108,6 +108,11 @@ def job_rows(job_dir: Path, base: Path, job: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _readable(table: Path) -> bool:
+    """A streamed table with at least one closed part (a chief killed early may have closed none yet)."""
+    return table.is_file() or (table.is_dir() and bool(part_paths(table)))
+
+
 def crashed_summary(run_dir: Path) -> dict[str, Any] | None:
     """What can be read of a run whose chief died before writing summary.json (status ``crashed``): the
     counts per state of the items it streamed, and how far its records go; None if it streamed nothing."""
@@ -116,7 +121,7 @@ def crashed_summary(run_dir: Path) -> dict[str, Any] | None:
     summary: dict[str, Any] = {"status": "crashed", "warnings": [], "errors": [
         f"no {SUMMARY_FILE}: the chief died before the end of the run; the counts are what its streamed "
         f"records hold (up to about record.flush_s before it died)"]}
-    if (run_dir / ITEMS_FILE).exists():
+    if _readable(run_dir / ITEMS_FILE):
         items = read_table(run_dir / ITEMS_FILE, columns=["state", "consumed_ns", "forwarded_ns"])
         codes = items["state"].to_numpy()
         counts = {name: int((codes == code).sum()) for code, name in enumerate(ITEM_STATES)}
@@ -125,7 +130,7 @@ def crashed_summary(run_dir: Path) -> dict[str, Any] | None:
         stamps = stamps[stamps != NO_STAMP]
         if stamps.size:
             summary["records_until_ns"] = int(stamps.max())
-    if (run_dir / DEPTH_FILE).exists():
+    if _readable(run_dir / DEPTH_FILE):
         depth = read_table(run_dir / DEPTH_FILE, columns=["elapsed_s"])
         summary["recorded_s"] = float(depth["elapsed_s"].max()) if len(depth) else 0.0
     return summary
