@@ -258,6 +258,9 @@ def run_system(spec: Config, echo: Callable[[str], None] = print, directory: Pat
     reaps every process, closes the design and the streams."""
     hygiene.remove_stale()
     hygiene.claim_tempdir()
+    # The reference workload before anything of the run starts (the record writers' threads warm up as
+    # soon as they exist): what the machine could do at that moment.
+    calibration = {"before": calibrate(CALIBRATION_S)}
     backend = open_backend(spec)
     # The framework keeps the bound itself (in items, for every design), so the design is unbounded.
     settings = QueueSettings(spec.queue.name, 0, spec.queue.buffer_bytes, message_bytes(spec))
@@ -274,8 +277,6 @@ def run_system(spec: Config, echo: Callable[[str], None] = print, directory: Pat
     supervisor, notes = chief.supervisor, chief.notes
     status, exit_code, intake = "ok", 0, None
     machine_noise = None
-    # The reference workload right before the workers start: what the machine could do at that moment.
-    calibration = {"before": calibrate(CALIBRATION_S)}
     t_end = 0
     cpu0 = time.process_time()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
