@@ -12,7 +12,6 @@ the ``GatherResults`` callback gathers the sweep into one table and a report.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from framework.engine.runner import execute, execute_repeats
 from framework.errors import BackendError, ConfigError, ResultsWriteError
 from framework.queues.catalog import availability
 from framework.results.collect import collect
+from framework.results.io import make_writable_dir
 from framework.results.stats import aggregate, format_aggregate
 from framework.results.text import format_summary
 from framework.sweep.job import run_job
@@ -79,9 +79,7 @@ def _check_output_dirs(overrides: list[str]) -> None:
             continue  # an interpolation: only Hydra can resolve it
         path = Path(target)
         try:
-            path.mkdir(parents=True, exist_ok=True)
-            if not os.access(path, os.W_OK):
-                raise PermissionError(13, "Permission denied")
+            make_writable_dir(path)
         except OSError as exc:
             key = "hydra.run.dir" if wanted else "the current directory"
             print(f"chiefbench: cannot write results to {str(path)!r}: {exc.strerror or exc}. Nothing was run. "

@@ -119,14 +119,19 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def make_writable_dir(path: Path) -> None:
+    """Make ``path`` (and its parents) and check this process may write there; raise OSError if not."""
+    path.mkdir(parents=True, exist_ok=True)
+    if not os.access(path, os.W_OK):
+        raise PermissionError(13, "Permission denied")
+
+
 def prepare_run_dir(directory: str | os.PathLike) -> Path:
     """Make the run directory the records will stream into; raise ResultsWriteError (with the fix) before
     anything starts when it cannot be written, or already holds a run."""
     out = Path(directory)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK):
-            raise PermissionError(13, "Permission denied")
+        make_writable_dir(out)
     except OSError as exc:
         raise ResultsWriteError(
             f"Could not write the results of this run to {str(out)!r}: {exc.strerror or exc}. Nothing was run. "
