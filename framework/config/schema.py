@@ -155,7 +155,7 @@ class ArrayPayload:
 
 @dataclass
 class RolloutPayload:
-    """Real RL experience: one item = one fragment of transitions from a Gymnasium env stepped with random actions."""
+    """Real RL experience: one item = one fragment of transitions from a worker's Gymnasium env(s)."""
 
     _target_: str = "framework.payloads.rollout.Rollout"
     """The payload kind (a ``framework.payloads.base.PayloadKind``, or a ``make_source(payload, rng)`` function)."""
@@ -164,7 +164,14 @@ class RolloutPayload:
     env_id: str = "CartPole-v1"
     """The Gymnasium environment id (extra `rollout`: pip install 'chiefbench[rollout]')."""
     fragment_length: int = 64
-    """Transitions per item (obs, action, reward, terminated, truncated arrays of this length)."""
+    """Steps per item: a fragment holds fragment_length x envs_per_worker transitions (obs, action, reward,
+    terminated, truncated arrays)."""
+    envs_per_worker: int = 1
+    """Envs each worker steps as one vector env (the env's own vectorised entry point where it has one, else
+    Gymnasium's SyncVectorEnv); 1 = one plain env."""
+    policy: str = "random"
+    """How actions are chosen: random (drawn per fragment), or linear (obs @ a seeded weight matrix per step,
+    standing for an actor's CPU inference)."""
     env_module: Optional[str] = None
     """A module imported in every worker (and in the chief's checks) before the env is made, so that its
     Gymnasium registration runs: your own env ids, e.g. ``payload.env_module=my_pkg.envs``."""

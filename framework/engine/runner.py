@@ -18,14 +18,14 @@ from framework import noise
 from framework.results import checks, metrics
 from framework.config.hydra import compose
 from framework.config.schema import Config
-from framework.config.validate import item_bound, to_spec
+from framework.config.validate import item_bound, resolve_design, to_spec
 from framework.metadata import SCHEMA_VERSION, machine_metadata
-from framework.payloads.base import item_nbytes, item_units
+from framework.payloads.base import fills_in_place, item_nbytes, item_units
 from framework.errors import ResultsWriteError
 from framework.layout import REPEAT_DIR, RUNS_DIR
 from framework.results.io import RunResult, prepare_run_dir, write_run
 from framework.engine.chief import RawRun, run_system
-from framework.engine.worker import blocks_enabled
+from framework.engine.worker import blocks_enabled, in_place_rules
 
 
 RECORD_WAIT_WARN = 0.05
@@ -100,6 +100,7 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         # At workers.interval_s=0 workers generate in blocks that share one created stamp (engine.worker).
         "created_stamps": "per_block" if blocks_enabled(spec.workers.interval_s, spec.workers.local_queue,
                                                         spec.payload) else "per_item",
+        "written_in_place": written_in_place(spec),
         **units,
         # The same figures as this machine would have given at the reference speed (framework.noise).
         "normalised": {key: noise.normalised(value, at_run) for key, value in (
@@ -111,6 +112,7 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         "stability": stable,
         "failures": raw.failures,
         "blocked_s": {"total": sum(raw.blocked_s.values()), **{str(w): s for w, s in raw.blocked_s.items()}},
+        "worker_utilisation": metrics.worker_utilisation(raw.processes, raw.blocked_s),
         "memory": raw.memory,
         "latency_ms": metrics.latency_table(raw.histograms),
         # Mergeable across repeats (framework.results.latency.StageHistograms.decode).
@@ -121,6 +123,14 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
         "config": config_dict(spec),
         "metadata": machine_metadata(spec.run.start_method),
     }
+
+
+def written_in_place(spec: Config) -> bool:
+    """Whether the workers wrote their items straight into the design's buffer (``framework.engine.worker``)."""
+    w = spec.workers
+    return (resolve_design(spec).writes_in_place and fills_in_place(spec.payload) and w.local_queue == "deque"
+            and in_place_rules(w.interval_s, w.local_threshold, w.forward_batch, w.forward_deadline_s,
+                               spec.transform.name, item_bound(spec)))
 
 
 def _mean_calibration(before: dict | None, after: dict | None) -> dict | None:

@@ -15,6 +15,13 @@ stamps are shared by a block, and the stop flag is read once per block. A forwar
 as a ``Chunk`` of column slices (no tuple per item); a forward of one item is the item tuple, as before.
 The summary says which: ``created_stamps`` is ``per_block`` or ``per_item``.
 
+Written in place (``_loop_in_place``): when the design's producer end writes in place (shm_ring) and
+the source fills preallocated columns (the rollout payload), and each item leaves as soon as it is made
+(``workers.interval_s=0``, ``local_threshold=0``, ``forward_batch=1``, no transform, no bound, no
+``payload.work_us``), the worker reserves the item's room in the ring, steps its env(s) straight into
+it and commits: no local queue, no fragment object, no pickle. ``created_ns`` is the first step's
+time, ``forwarded_ns`` the commit's. Time spent waiting for room in a full ring counts as blocked.
+
 The loop reads the stop flag and writes its counters in the shared control block;
 it never logs and never touches pandas. When the global queue is bounded
 (``queue.maxsize`` / ``queue.max_bytes``) the worker checks the depth from the
@@ -51,6 +58,8 @@ HEARTBEAT_NS = 50_000_000
 BLOCKED_POLL_S = 0.0005
 """Sleep between two looks at a full queue under queue.on_full=block."""
 NEVER_NS = 1 << 62
+BLOCKED_AFTER_NS = 20_000
+"""A reservation that took longer than this waited for room (a full ring), and counts as blocked."""
 CHIEF_WATCH_S = 0.1
 """How often a worker's watchdog thread checks that the chief is alive."""
 BLOCK_ITEMS = 256
@@ -191,6 +200,8 @@ def serve(spec: WorkerSpec, producer: Any, control: Any, errors: Any, chief_aliv
             time.sleep(0.001)
         if block_source is not None:
             _loop_blocks(spec, state, local, block_source, transform, producer, control, chief_alive)
+        elif writes_in_place(spec, source, transform, producer):
+            _loop_in_place(spec, state, source, producer, control, chief_alive)
         else:
             _loop(spec, state, local, source, transform, producer, control, chief_alive)
     except _ChiefGone:
@@ -288,6 +299,65 @@ def _loop(spec: WorkerSpec, st: _State, local: Any, source: Any, transform: Any,
             control[slot_hb] = protocol.IN_PUT
             put(message)
             control[slot_hb] = now_ns()
+
+
+def in_place_rules(interval_s: float, local_threshold: int, forward_batch: int, forward_deadline_s: float | None,
+                   transform_name: str, bound: int | None) -> bool:
+    """The worker settings under which an item may be written in place: each item leaves as it is made."""
+    return (interval_s == 0 and local_threshold == 0 and forward_batch == 1 and forward_deadline_s is None
+            and transform_name == "none" and bound is None)
+
+
+def writes_in_place(spec: WorkerSpec, source: Any, transform: Any, producer: Any) -> bool:
+    """Whether this worker takes ``_loop_in_place`` (see the module docstring)."""
+    return (getattr(producer, "in_place", False) and hasattr(source, "fill") and hasattr(source, "layout")
+            and transform is None and spec.local_queue == "deque"
+            and in_place_rules(spec.interval_s, spec.local_threshold, spec.forward_batch, spec.forward_deadline_s,
+                               "none", spec.bound))
+
+
+def _loop_in_place(spec: WorkerSpec, st: _State, source: Any, producer: Any, control: Any,
+                   chief_alive: Any) -> None:
+    """``_loop`` for an item made straight into the design's buffer: reserve, fill, commit."""
+    wid = spec.worker_id
+    t0 = control[protocol.START_NS]
+    st.started_wall, st.started_cpu = time.monotonic(), time.process_time()
+    limit = spec.items
+    fault_ns = t0 + int(spec.fault[1] * 1e9) if spec.fault else NEVER_NS
+    now_ns = time.monotonic_ns
+    next_beat = 0
+    layout = producer.arrays_layout(source.layout)
+    reserve, commit, fill = producer.reserve_arrays, producer.commit_arrays, source.fill
+    slot_hb, slot_produced, slot_forwarded, slot_blocked = (st.slot_heartbeat, st.slot_produced,
+                                                              st.slot_forwarded, st.slot_blocked)
+    while not control[protocol.STOP]:
+        now = now_ns()
+        if now >= next_beat:
+            control[slot_hb] = now
+            next_beat = now + HEARTBEAT_NS
+            if not chief_alive():
+                raise _ChiefGone
+        if now >= fault_ns:
+            _inject(spec.fault[0], chief_alive)
+        if limit is not None and st.seq >= limit:
+            time.sleep(SLEEP_SLICE_S)  # done producing: wait for the chief's stop, still beating
+            continue
+        control[slot_hb] = protocol.IN_PUT  # waiting for room in a full ring is alive
+        columns = reserve(layout)
+        created = now_ns()
+        if created - now > BLOCKED_AFTER_NS:
+            st.blocked_ns += created - now
+            control[slot_blocked] = st.blocked_ns
+        control[slot_hb] = created
+        fill(*columns)
+        del columns  # the views go before the room is handed over
+        seq = st.seq
+        st.seq = seq + 1
+        st.forwarded += 1
+        control[slot_produced] = st.seq
+        # Counted before the commit, as before a put: the chief reads what the counters announce.
+        control[slot_forwarded] = st.forwarded
+        commit(layout, wid, seq, created, now_ns())
 
 
 def _put_back(local: Any, taken: list) -> None:

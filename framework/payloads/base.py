@@ -54,6 +54,12 @@ class PayloadKind:
         or k stacked arrays of shape (k, *shape). None (the default) = items one call at a time."""
         return None
 
+    def fills_in_place(self, payload: Any) -> bool:
+        """Whether ``make_source`` returns a source that can also write an item into given arrays: a ``layout``
+        attribute ((shape, dtype) per array) and ``fill(*arrays)`` (the rollout payload). A design that writes
+        in place (shm_ring) then gets the item's arrays without any copy but the source's own writes."""
+        return False
+
     def value_reader(self, payload: Any) -> Callable[[Any], float] | None:
         """How the recorder reduces an item to its recorded value; None = the item is the value (a number)."""
         return None
@@ -151,6 +157,12 @@ def make_block_source(payload: Any, rng: np.random.Generator) -> Callable[[int],
     if getattr(payload, "work_us", 0):
         return None
     return payload_kind(payload).make_block_source(payload, rng)
+
+
+def fills_in_place(payload: Any) -> bool:
+    """Whether the payload's source fills given arrays (``PayloadKind.fills_in_place``); never with
+    ``payload.work_us`` (its CPU cost wraps the source)."""
+    return not getattr(payload, "work_us", 0) and payload_kind(payload).fills_in_place(payload)
 
 
 def value_reader(payload: Any) -> Callable[[Any], float] | None:

@@ -75,6 +75,11 @@ class Sizes:
 class ProducerEnd(ABC):
     """The worker's end of a design: puts items."""
 
+    in_place: bool = False
+    """True when the end also offers ``arrays_layout(columns)``, ``reserve_arrays(layout)`` and
+    ``commit_arrays(layout, worker, seq, created_ns, forwarded_ns)``: a worker then writes an item's
+    arrays straight into the design's buffer (shm_ring does; see ``framework.engine.worker``)."""
+
     @abstractmethod
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Put one item; raise ``queue.Full`` if the design is bounded and stays full."""
@@ -130,6 +135,9 @@ class QueueDesign(ABC):
     name: ClassVar[str | None] = None
     """Its label in results (``queue.name``); None = ``module.Class``."""
     backend: ClassVar[str] = "local"
+    writes_in_place: ClassVar[bool] = False
+    """Its producer ends let a worker write an item's arrays straight into the design's buffer
+    (``ProducerEnd.in_place``)."""
     """The backend whose workers it connects: ``local`` processes or ``ray`` actors."""
     requires: ClassVar[tuple[str, ...]] = ()
     """Modules that must import for the design to be available (optional extras)."""

@@ -38,6 +38,15 @@ copies)::
 An item's value of ndim 0 is one number: ``dtype code`` says whether it comes back as a Python
 int (int64) or float (float64), so a ``KIND_ITEM`` record returns exactly the tuple that was put.
 
+Written in place (``KIND_ARRAYS``: one item whose value is a tuple of numeric arrays, a rollout
+fragment's columns). The worker asks ``reserve_arrays(layout)`` for views of the columns' room in
+the ring, writes into them (a vector env's outputs, step by step: the only copy), and
+``commit_arrays`` writes the header with the item's stamps and publishes it. The consumer returns
+``(worker, seq, created_ns, forwarded_ns, (array, ...))``, the arrays lent as views::
+
+    word 0       1                  2       3     4            5              6 + 5i              (aligned each)
+    [length][kind | k << 8][worker][seq][created_ns][forwarded_ns][k x (code | ndim << 8, 4 dims)][array 0]...
+
 Indices. ``write_pos`` and ``read_pos`` are byte counters that only grow, each written
 by one side only, on separate cache lines, through an aligned int64 numpy view: an
 8-byte aligned store is atomic on every platform CPython supports, whereas
@@ -99,8 +108,9 @@ PRODUCER_MIN_SLEEP_S = 0.00005
 PRODUCER_MAX_SLEEP_S = 0.001
 PAD = -1
 """Record length that means: skip to the start of the data area."""
-KIND_ONE, KIND_MANY, KIND_ITEM, KIND_COLUMNS = 0, 1, 2, 3
-"""Record kinds: pickled one object, pickled list (put_many), fixed-header item tuple, fixed-header chunk."""
+KIND_ONE, KIND_MANY, KIND_ITEM, KIND_COLUMNS, KIND_ARRAYS = 0, 1, 2, 3, 4
+"""Record kinds: pickled one object, pickled list (put_many), fixed-header item tuple, fixed-header chunk,
+an item of several arrays written in place."""
 _WORD = 8
 MAX_ITEM_DIMS = 4
 """Item shape dimensions a fixed header has room for; arrays of more dimensions are pickled."""
@@ -117,6 +127,10 @@ _HEADER = struct.Struct(f"={FIXED_HEADER_WORDS}q")
 _ITEM_SCALAR = {_F64: struct.Struct(f"={FIXED_HEADER_WORDS + 1}qd"), _I64: struct.Struct(f"={FIXED_HEADER_WORDS + 2}q")}
 """A whole one-number item record, header, created_ns and value, in one pack / unpack."""
 _NO_SHAPE = (0,) * MAX_ITEM_DIMS
+ARRAYS_HEADER_WORDS = 6
+"""length, meta, worker, seq, created_ns, forwarded_ns: then one descriptor per array."""
+ARRAY_DESCRIPTOR_WORDS = 1 + MAX_ITEM_DIMS
+_ARRAYS_STAMPS = struct.Struct("=4q")
 _PICKLE = pickle.dumps
 _LOADS = pickle.loads
 
@@ -153,6 +167,27 @@ class _Ring:
 
     # write_pos lives in word 0, read_pos in word 8 (the next cache line)
     W, R = 0, CACHE_LINE_BYTES // _WORD
+
+
+class ArraysLayout:
+    """Where a ``KIND_ARRAYS`` record of these (shape, dtype) columns puts each one, computed once per run."""
+
+    def __init__(self, columns: Sequence[tuple[tuple[int, ...], Any]]) -> None:
+        self.columns = [(tuple(int(d) for d in shape), np.dtype(dtype)) for shape, dtype in columns]
+        descriptors, offsets = [], []
+        at = _WORD * (ARRAYS_HEADER_WORDS + ARRAY_DESCRIPTOR_WORDS * len(self.columns))
+        for shape, dtype in self.columns:
+            code = _CODE.get(dtype)
+            if code is None or len(shape) > MAX_ITEM_DIMS:
+                raise ValueError(f"shm_ring writes in place numeric arrays of at most {MAX_ITEM_DIMS} dimensions, "
+                                 f"not {dtype} {shape}")
+            descriptors.extend((code | len(shape) << 8, *shape, *_NO_SHAPE[len(shape):]))
+            offsets.append(at)
+            at += _align(math.prod(shape) * dtype.itemsize)
+        self.size = at
+        """Bytes of the whole record."""
+        self.offsets = offsets
+        self.descriptors = struct.Struct(f"={len(descriptors)}q"), descriptors
 
 
 class _ShmProducer(ProducerEnd):
@@ -303,6 +338,37 @@ class _ShmProducer(ProducerEnd):
         self._commit()
         return True
 
+    in_place = True
+
+    @staticmethod
+    def arrays_layout(columns: Sequence[tuple[tuple[int, ...], Any]]) -> ArraysLayout:
+        """The record layout of items whose value is arrays of these (shape, dtype): made once per run."""
+        return ArraysLayout(columns)
+
+    def reserve_arrays(self, layout: ArraysLayout, block: bool = True,
+                       timeout: float | None = None) -> list[np.ndarray]:
+        """Room for one ``KIND_ARRAYS`` item: views of its columns in the ring, to be written, then
+        published by ``commit_arrays`` (until then nothing of it is visible to the chief)."""
+        if self._shm is None:
+            self._attach()
+        offset = self._reserve(layout.size, block, timeout)
+        data = self._ring.data
+        self._arrays_at = offset
+        return [np.ndarray(shape, dtype, buffer=data, offset=offset + at)
+                for (shape, dtype), at in zip(layout.columns, layout.offsets)]
+
+    def commit_arrays(self, layout: ArraysLayout, worker: int, seq: int, created_ns: int, forwarded_ns: int) -> None:
+        """Publish the item reserved by ``reserve_arrays``, stamped."""
+        data, offset = self._ring.data, self._arrays_at
+        words = self._ring.words
+        w = offset // _WORD
+        words[w] = layout.size
+        words[w + 1] = KIND_ARRAYS | len(layout.columns) << 8
+        _ARRAYS_STAMPS.pack_into(data, offset + 2 * _WORD, worker, seq, created_ns, forwarded_ns)
+        descriptors, values = layout.descriptors
+        descriptors.pack_into(data, offset + ARRAYS_HEADER_WORDS * _WORD, *values)
+        self._commit()
+
     def _write(self, obj: Any, kind: int, block: bool, timeout: float | None) -> None:
         """A pickled record (see the module docstring)."""
         buffers: list[pickle.PickleBuffer] = []
@@ -431,8 +497,10 @@ class _ShmConsumer(ConsumerEnd):
     @staticmethod
     def _read_fixed(ring: _Ring, offset: int, meta: int, kind: int, lend: bool) -> Any:
         """A fixed-header record as the item tuple or the Chunk that was put (views if ``lend``)."""
-        code, ndim = (meta >> 8) & 0xFF, meta >> 16
         data = ring.data
+        if kind == KIND_ARRAYS:
+            return _ShmConsumer._read_arrays(ring, offset, meta >> 8, lend)
+        code, ndim = (meta >> 8) & 0xFF, meta >> 16
         if kind == KIND_ITEM and ndim == 0:
             fields = _ITEM_SCALAR[code].unpack_from(data, offset)
             return fields[2], fields[3], fields[-2], fields[5], fields[-1]
@@ -447,6 +515,24 @@ class _ShmConsumer(ConsumerEnd):
         if not lend:
             created, values = created.copy(), values.copy()
         return Chunk(worker, seq0, created, forwarded, values)
+
+    @staticmethod
+    def _read_arrays(ring: _Ring, offset: int, k: int, lend: bool) -> tuple:
+        """A ``KIND_ARRAYS`` record as ``(worker, seq, created_ns, forwarded_ns, (array, ...))``."""
+        data, words = ring.data, ring.words
+        worker, seq, created, forwarded = _ARRAYS_STAMPS.unpack_from(data, offset + 2 * _WORD)
+        w = offset // _WORD + ARRAYS_HEADER_WORDS
+        at = offset + _WORD * (ARRAYS_HEADER_WORDS + ARRAY_DESCRIPTOR_WORDS * k)
+        arrays = []
+        for i in range(k):
+            d = w + ARRAY_DESCRIPTOR_WORDS * i
+            meta = words.item(d)
+            shape = tuple(words[d + 1: d + 1 + (meta >> 8)].tolist())
+            dtype = DTYPES[meta & 0xFF]
+            array = np.ndarray(shape, dtype, buffer=data, offset=at)
+            arrays.append(array if lend else array.copy())
+            at += _align(array.nbytes)
+        return worker, seq, created, forwarded, tuple(arrays)
 
     def _poll(self, max_items: int) -> None:
         """Read records round-robin until ``max_items`` are buffered or every ring is empty."""
@@ -510,6 +596,7 @@ class ShmRingDesign(QueueDesign):
     """See the module docstring. Unbounded in items; each ring is bounded in bytes."""
 
     name = "shm_ring"
+    writes_in_place = True
 
     @classmethod
     def check(cls, spec: Any, sizes: Sizes) -> None:

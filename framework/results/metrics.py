@@ -137,3 +137,22 @@ def littles_law(window: Any, depth_area: tuple[float | None, float], seconds: fl
     return {"L": observed, "L_exact": exact, "lambda_per_s": lam, "W_s": w_s,
             "lambda_W": lam * w_s if w_s is not None else None, "relative_error": rel,
             "holds": bool(rel <= checks.LITTLE_TOLERANCE), "arrivals": arrivals, "window_s": seconds}
+
+
+def worker_utilisation(processes: list[dict], blocked_s: dict[int, float]) -> dict[str, Any] | None:
+    """How the workers spent the run: ``busy`` (CPU time / wall time: generating or stepping), ``blocked``
+    (waiting for room in a full queue / wall time), the rest waiting for a core or sleeping; the mean over
+    workers and per worker (every incarnation of a worker together). None without worker timings."""
+    wall: dict[int, float] = {}
+    cpu: dict[int, float] = {}
+    for p in processes:
+        if p.get("role") == "worker" and p.get("wall_s") and p.get("cpu_s") is not None:
+            w = int(p["worker"])
+            wall[w] = wall.get(w, 0.0) + p["wall_s"]
+            cpu[w] = cpu.get(w, 0.0) + p["cpu_s"]
+    if not wall:
+        return None
+    per_worker = {str(w): {"busy": cpu[w] / wall[w], "blocked": blocked_s.get(w, 0.0) / wall[w]} for w in sorted(wall)}
+    return {"busy": sum(r["busy"] for r in per_worker.values()) / len(per_worker),
+            "blocked": sum(r["blocked"] for r in per_worker.values()) / len(per_worker),
+            "per_worker": per_worker}

@@ -9,6 +9,16 @@ from framework.results.collect import Collected, best_job
 from framework.results.stats import format_aggregate
 
 
+def _rollout_line(summary: dict[str, Any]) -> str:
+    """A rollout run in its own unit: transitions/s, GB/s, fragment latency (first step to taken), worker use."""
+    e2e = summary["latency_ms"]["end_to_end"]
+    busy = summary.get("worker_utilisation") or {}
+    latency = "-" if e2e["p50_ms"] is None else f"p50 {e2e['p50_ms']:.2f} / p99 {e2e['p99_ms']:.2f} ms"
+    use = "" if not busy else f"  workers busy {100 * busy['busy']:.0f}%, blocked {100 * busy['blocked']:.0f}%"
+    return (f"rollout       {summary['transitions_per_s']:,.0f} transitions/s  "
+            f"{(summary['throughput_mb_per_s'] or 0) / 1e3:.3f} GB/s  fragment latency {latency}{use}")
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """The short table printed at the end of a run."""
     c = summary["counts"]
@@ -23,6 +33,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"throughput    {rate:,.1f} items/s  {mbs:,.3f} MB/s"
                      f"{'' if steps is None else f'  {steps:,.0f} transitions/s'}"
                      f"  over {summary['window']['seconds']:.2f} s")
+    if summary.get("transitions_per_s") is not None:
+        lines.append(_rollout_line(summary))
     noise = summary.get("machine_noise") or {}
     if noise:
         def pct(key: str) -> str:
