@@ -158,9 +158,10 @@ def test_work_us_costs_worker_cpu(run_in):
 
 @pytest.mark.timeout(60)
 def test_async_vector_env_reference_closes_its_children():
-    from framework.payloads.rollout import async_vector_env_steps_per_s, single_env_steps_per_s
+    from framework.payloads.rollout import async_vector_env_steps_per_s, single_env_steps_per_s, vector_env_steps_per_s
 
     assert single_env_steps_per_s("CartPole-v1", 0.05, 0, 16) > 0
+    assert vector_env_steps_per_s("CartPole-v1", 8, 0.05, 0, policy="linear") > 0
     assert async_vector_env_steps_per_s("CartPole-v1", 2, 0.1, 0) > 0  # conftest: no child process left
     # With a CPU cost per step (2 ms, in each env's process) the rate is bounded by it.
     assert 0 < async_vector_env_steps_per_s("CartPole-v1", 2, 0.1, 0, work_us_per_step=2000) <= 2 / 0.002
@@ -174,10 +175,11 @@ def test_rollout_entry_point_prints_the_ratios(tmp_path):
 
     script = Path(__file__).resolve().parent.parent / "experiments" / "rollout.py"
     out = subprocess.run([sys.executable, str(script), "--repeats", "1", "--duration", "0.3", "--workers", "1",
-                          "queue=pipe", "run.warmup_s=0", "run.start_method=fork"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=100)
+                          "queue=pipe", "payload.envs_per_worker=4", "run.warmup_s=0", "run.start_method=fork"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=100)
     assert out.returncode == 0, out.stderr
-    for words in ("single env", "AsyncVectorEnv (2 envs)", "chiefbench 1 worker(s)", "x_single_env",
-                  "x_async_vector_env"):
+    for words in ("single env", "vector env (4 envs, one process)", "AsyncVectorEnv (2 envs)",
+                  "chiefbench pipe 1 worker(s)", "x_single_env", "x_async_vector_env", "targets",
+                  "shm_ring with 2 workers was not measured"):
         assert words in out.stdout
     assert list((tmp_path / "outputs" / "experiments" / "rollout").glob("*/runs.csv"))
