@@ -431,9 +431,10 @@ class _Columns:
     def __iter__(self) -> Any:
         """(seq, created_ns, value) per item, as the per-item local queue holds them (for the stop)."""
         for seq0, created, values, start in self._blocks:
-            rows = values.tolist() if values.ndim == 1 else list(values)
+            # Arrays copied: a block source's broadcast view is read-only, and a transform adds in place.
+            rows = values[start:].tolist() if values.ndim == 1 else list(np.array(values[start:]))
             for i in range(start, len(values)):
-                yield seq0 + i, created.item(i), rows[i]
+                yield seq0 + i, created.item(i), rows[i - start]
 
 
 def _loop_blocks(spec: WorkerSpec, st: _State, local: _Columns, block_source: Any, transform: Any, producer: Any,
@@ -453,6 +454,9 @@ def _loop_blocks(spec: WorkerSpec, st: _State, local: _Columns, block_source: An
     slot_hb, slot_produced, slot_forwarded = st.slot_heartbeat, st.slot_produced, st.slot_forwarded
     pending = 0
     """Items of the current block not yet appended in the per-item sense (not counted as produced)."""
+    materialise = transform is not None or not getattr(producer, "in_place", False)
+    """A design that writes in place (shm_ring) copies a block source's broadcast view straight into its
+    buffer; every other design, and a transform (in place on the arrays), gets contiguous arrays."""
     try:
         while not control[protocol.STOP]:
             now = now_ns()
@@ -502,6 +506,8 @@ def _loop_blocks(spec: WorkerSpec, st: _State, local: _Columns, block_source: An
                     continue
                 length -= n
                 stamp = now_ns()
+                if materialise and not taken.flags.c_contiguous:
+                    taken = np.ascontiguousarray(taken)  # a broadcast view of arrays, written out once here
                 if n == 1:
                     v = taken.item(0) if taken.ndim == 1 else taken[0]
                     message = (wid, seq0, created.item(0), stamp, v if transform is None else transform(v))

@@ -42,9 +42,9 @@ class Array(PayloadKind):
         spread = (slice(None),) + (None,) * len(shape)  # one draw per item, broadcast over its elements
 
         def arrays(k: int) -> np.ndarray:
-            out = np.empty((k, *shape), dtype)
-            np.copyto(out, block(k)[spread], casting="unsafe")
-            return out
+            # A read-only broadcast view (no bytes of its own): the arrays are written once, where they go.
+            # shm_ring writes them straight into its ring; the worker makes them contiguous for other designs.
+            return np.broadcast_to(block(k).astype(dtype)[spread], (k, *shape))
 
         return arrays
 

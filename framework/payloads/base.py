@@ -51,7 +51,8 @@ class PayloadKind:
     def make_block_source(self, payload: Any, rng: np.random.Generator) -> Callable[[int], np.ndarray] | None:
         """The vectorised source a worker uses at ``workers.interval_s=0``: ``block(k)`` returns the next ``k``
         items of the very stream ``make_source`` would give (same seed, same values) as one array: k numbers,
-        or k stacked arrays of shape (k, *shape). None (the default) = items one call at a time."""
+        or k stacked arrays of shape (k, *shape), which may be a read-only view (a broadcast: the worker
+        writes it out where it goes). None (the default) = items one call at a time."""
         return None
 
     def fills_in_place(self, payload: Any) -> bool:
