@@ -155,6 +155,9 @@ class Recorder(_StreamedTable):
         self._pending_chunks: list[tuple[Any, int, int]] = []
         self._pending_chunk_items = 0
         self._counts = [0] * len(STATES)
+        self.taken = 0
+        """Items recorded consumed or dropped_oldest: what the chief took off the global queue (the
+        counters' depth subtracts it at every check, so it is kept as one number)."""
         self.keep, self.sample_every = keep, sample_every
         # Half the budget here (pending rows), a quarter for the writer to close a part and a quarter for
         # it to lag (ColumnStream.max_lag_s): a row reaches a closed part within about flush_s.
@@ -190,8 +193,11 @@ class Recorder(_StreamedTable):
             # Reduced at once: the payload may be a view lent by the design until the next take.
             items = [(w, s, c, f, read(v)) for w, s, c, f, v in items]
         self._pending.extend(items)
-        self._batches.append((len(items), consumed_ns, state))
-        self._counts[state] += len(items)
+        n = len(items)
+        self._batches.append((n, consumed_ns, state))
+        self._counts[state] += n
+        if state == CONSUMED or state == DROPPED_OLDEST:
+            self.taken += n
         if len(self._pending) >= self._block_items or consumed_ns - self._last_flush_ns >= self.flush_ns:
             self.flush()
 
@@ -218,6 +224,8 @@ class Recorder(_StreamedTable):
                                          chunk.forwarded_ns, values, consumed_ns, state))
             n += len(values)
         self._counts[state] += n
+        if state == CONSUMED or state == DROPPED_OLDEST:
+            self.taken += n
         self._pending_chunk_items += n
         if self._pending_chunk_items >= self._block_items or consumed_ns - self._last_flush_ns >= self.flush_ns:
             self.flush()

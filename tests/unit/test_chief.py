@@ -366,8 +366,8 @@ def test_control_messages_among_items_are_handled_not_counted():
     messages = [item(0, 0), Leftovers(1, [item(1, 5)]), item(0, 1), eos]
     sup = FakeSupervisor(awaiting={(0, 0)})
     rig = Rig(messages=messages, supervisor=sup)
-    got = rig.intake.receive(10, CONSUMED, True)
-    assert got == [item(0, 0), item(0, 1)]
+    count, got = rig.intake.receive(10, CONSUMED, True)
+    assert count == 2 and got == [item(0, 0), item(0, 1)]
     assert sup.eos == [eos] and sup.awaiting_eos == set()
     frame = rig.frame()
     states = dict(zip(zip(frame["worker"], frame["seq"]), frame["state"]))

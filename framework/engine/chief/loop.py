@@ -203,7 +203,7 @@ class Chief:
             books.observe(now_ns(), depth)
             if depth > threshold:
                 intake.round = self.rounds
-                intake.take(depth if take_batch == 0 else min(take_batch, depth), end_ns)
+                intake.take(depth if take_batch == 0 else min(take_batch, depth), end_ns, observed=True)
             elif not interval_ns:
                 # Checking "at once" must not mean spinning on the counters: sleep in the design
                 # until something arrives (or housekeeping is due).
