@@ -173,7 +173,8 @@ class Recorder(_StreamedTable):
         self.histograms = StageHistograms()
         self.window = WindowTally()
         self.flush_ns = int(flush_s * 1e9 / 2)
-        self._last_flush_ns = time.monotonic_ns()
+        self._flush_due_ns = time.monotonic_ns() + self.flush_ns
+        """An item stamped from then on flushes what is pending (a stamp compared once per add)."""
 
     @property
     def consumed(self) -> int:
@@ -202,7 +203,7 @@ class Recorder(_StreamedTable):
         self._counts[state] += n
         if state == CONSUMED or state == DROPPED_OLDEST:
             self.taken += n
-        if len(self._pending) >= self._block_items or consumed_ns - self._last_flush_ns >= self.flush_ns:
+        if consumed_ns >= self._flush_due_ns or len(self._pending) >= self._block_items:
             self.flush()
 
     def add_chunks(self, chunks: list, consumed_ns: int, state: int = CONSUMED) -> None:
@@ -231,13 +232,13 @@ class Recorder(_StreamedTable):
         if state == CONSUMED or state == DROPPED_OLDEST:
             self.taken += n
         self._pending_chunk_items += n
-        if self._pending_chunk_items >= self._block_items or consumed_ns - self._last_flush_ns >= self.flush_ns:
+        if consumed_ns >= self._flush_due_ns or self._pending_chunk_items >= self._block_items:
             self.flush()
 
     def flush(self) -> None:
         self._flush_tuples()
         self._flush_chunks()
-        self._last_flush_ns = time.monotonic_ns()
+        self._flush_due_ns = time.monotonic_ns() + self.flush_ns
 
     @property
     def wait_s(self) -> float:

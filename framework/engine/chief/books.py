@@ -95,13 +95,14 @@ class Books:
         makes at every check): the run's own L for Little's law, denser than the depth samples. ``after``:
         the chief took ``depth - after`` items at ``now``, so the depth was ``depth`` up to then (every item
         forwarded while it waited is in it) and is ``after`` from then on."""
-        if self._area_t:
+        last = self._area_t
+        if last:
             if self.area_at_start is None and now >= self.window_start_ns:
                 # The window opens between the last observation and this one: the depth in between, linear.
-                at = max(self.window_start_ns, self._area_t)
-                mid = self._area_depth + (depth - self._area_depth) * (at - self._area_t) / max(1, now - self._area_t)
-                self.area_at_start = self._area + (self._area_depth + mid) * 0.5 * (at - self._area_t)
-            self._area += (self._area_depth + depth) * 0.5 * (now - self._area_t)
+                at = max(self.window_start_ns, last)
+                mid = self._area_depth + (depth - self._area_depth) * (at - last) / max(1, now - last)
+                self.area_at_start = self._area + (self._area_depth + mid) * 0.5 * (at - last)
+            self._area += (self._area_depth + depth) * 0.5 * (now - last)
         elif now >= self.window_start_ns:
             self.area_at_start = 0.0
         self._area_t = now

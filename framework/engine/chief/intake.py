@@ -56,8 +56,8 @@ class Intake:
             if stamp_consumed and not observed:
                 # What was forwarded while the chief recorded: the depth before the wait (Little's law).
                 books.observe(time.monotonic_ns(), books.global_depth())
-            # A message may be a chunk of forward_batch items: ask for about enough of them.
-            batch = self.consumer.get_many(max(1, -(-max_items // self.forward_batch)), timeout=HOUSEKEEPING_S)
+            # A message may be a chunk of forward_batch items: ask for about enough of them (max_items >= 1).
+            batch = self.consumer.get_many(-(-max_items // self.forward_batch), timeout=HOUSEKEEPING_S)
         if stamp_consumed:
             stamp = time.monotonic_ns()
             # The depth peaks now (received, not yet recorded) and drops by what is taken at this stamp:
@@ -65,6 +65,27 @@ class Intake:
             peak = books.global_depth()
         else:
             stamp = NO_STAMP
+        if len(batch) == 1 and type(batch[0]) is tuple:
+            # One item, as a take of one at a time gets it from every design: nothing to sort or hold back.
+            items, chunks, others, room = batch, None, None, max_items - 1
+        else:
+            items, chunks, others, room = self.split_batch(batch, max_items)
+        # Record first, and handle every message before raising: a failure under
+        # on_failure=abort must not cost the messages that came with it.
+        self.items.add(items, stamp, state)
+        if chunks:
+            self.items.add_chunks(chunks, stamp, state)
+            items = [*items, *chunks]
+        count = max_items - room
+        if stamp_consumed:
+            books.observe(stamp, peak, peak - count)
+        if others:
+            self.handle_messages(others)
+        return count, items
+
+    def split_batch(self, batch: list, max_items: int) -> tuple[list, list, list, int]:
+        """Item tuples, chunks and control messages of ``batch``, at most ``max_items`` items (the rest is held
+        back for the next take), and the room left."""
         items, chunks, others, room = [], [], [], max_items
         for i, message in enumerate(batch):
             kind = type(message)
@@ -86,18 +107,7 @@ class Intake:
                     break
             else:
                 others.append(message)
-        # Record first, and handle every message before raising: a failure under
-        # on_failure=abort must not cost the messages that came with it.
-        self.items.add(items, stamp, state)
-        if chunks:
-            self.items.add_chunks(chunks, stamp, state)
-            items = [*items, *chunks]
-        count = max_items - room
-        if stamp_consumed:
-            books.observe(stamp, peak, peak - count)
-        if others:
-            self.handle_messages(others)
-        return count, items
+        return items, chunks, others, room
 
     def handle_messages(self, messages: list) -> None:
         """Handle every control message, then raise the first worker failure among them."""
@@ -141,7 +151,7 @@ class Intake:
         stop early at ``end_ns``, so a long drain cannot stretch ``run.duration_s``. ``observed``: the
         caller observed the depth just now (``Books.observe``), so the first get need not again."""
         got = 0
-        deadline = time.monotonic() + self.drain_timeout_s
+        deadline = None  # set when nothing comes: a take that keeps receiving pays no clock read for it
         while got < n and (end_ns is None or time.monotonic_ns() < end_ns):
             if self.interrupted():
                 break  # the loop raises at its next safe point; what was taken is recorded
@@ -151,7 +161,9 @@ class Intake:
                 now = time.monotonic_ns()
                 self.books.observe(now, self.books.global_depth())  # counted forwarded, not arrived yet
                 self.supervisor.check_workers(now)
-                if time.monotonic() > deadline:
+                if deadline is None:
+                    deadline = time.monotonic() + self.drain_timeout_s
+                if time.monotonic() >= deadline:
                     if self.supervisor.failures:
                         # A dead worker's last puts never left its process (a feeder thread's
                         # buffer, a half-written message): they are lost in transit.
