@@ -40,6 +40,9 @@ STATES = ITEM_STATES
 BLOCK_ITEMS = 65536
 """Pending items are turned into one column block at most this many at a time."""
 NEVER_NS = np.iinfo(np.int64).max
+PENDING_ROW = np.dtype([("worker", np.int32), ("seq", np.int64), ("created_ns", np.int64),
+                        ("forwarded_ns", np.int64), ("value", np.float64)])
+"""An item tuple ``(worker, seq, created_ns, forwarded_ns, value)`` as one record."""
 
 ITEMS_SCHEMA = pa.schema([("worker", pa.int32()), ("seq", pa.int64()), ("value", pa.float64()),
                           ("created_ns", pa.int64()), ("forwarded_ns", pa.int64()), ("consumed_ns", pa.int64()),
@@ -151,10 +154,14 @@ class Recorder(_StreamedTable):
         self._column_of = column_of
         self._block_items = max(1, block_items)
         self._pending: list[tuple] = []
-        self._batches: list[tuple[int, int, int]] = []
+        self._batches: list[int] = []
+        """Per pending batch of tuples, flat: its length, consumed stamp and state (one array at the flush)."""
         self._pending_chunks: list[tuple[Any, int, int]] = []
         self._pending_chunk_items = 0
         self._counts = [0] * len(STATES)
+        self.taken = 0
+        """Items recorded consumed or dropped_oldest: what the chief took off the global queue (the
+        counters' depth subtracts it at every check, so it is kept as one number)."""
         self.keep, self.sample_every = keep, sample_every
         # Half the budget here (pending rows), a quarter for the writer to close a part and a quarter for
         # it to lag (ColumnStream.max_lag_s): a row reaches a closed part within about flush_s.
@@ -166,7 +173,8 @@ class Recorder(_StreamedTable):
         self.histograms = StageHistograms()
         self.window = WindowTally()
         self.flush_ns = int(flush_s * 1e9 / 2)
-        self._last_flush_ns = time.monotonic_ns()
+        self._flush_due_ns = time.monotonic_ns() + self.flush_ns
+        """An item stamped from then on flushes what is pending (a stamp compared once per add)."""
 
     @property
     def consumed(self) -> int:
@@ -190,9 +198,12 @@ class Recorder(_StreamedTable):
             # Reduced at once: the payload may be a view lent by the design until the next take.
             items = [(w, s, c, f, read(v)) for w, s, c, f, v in items]
         self._pending.extend(items)
-        self._batches.append((len(items), consumed_ns, state))
-        self._counts[state] += len(items)
-        if len(self._pending) >= self._block_items or consumed_ns - self._last_flush_ns >= self.flush_ns:
+        n = len(items)
+        self._batches.extend((n, consumed_ns, state))
+        self._counts[state] += n
+        if state == CONSUMED or state == DROPPED_OLDEST:
+            self.taken += n
+        if consumed_ns >= self._flush_due_ns or len(self._pending) >= self._block_items:
             self.flush()
 
     def add_chunks(self, chunks: list, consumed_ns: int, state: int = CONSUMED) -> None:
@@ -218,14 +229,16 @@ class Recorder(_StreamedTable):
                                          chunk.forwarded_ns, values, consumed_ns, state))
             n += len(values)
         self._counts[state] += n
+        if state == CONSUMED or state == DROPPED_OLDEST:
+            self.taken += n
         self._pending_chunk_items += n
-        if self._pending_chunk_items >= self._block_items or consumed_ns - self._last_flush_ns >= self.flush_ns:
+        if consumed_ns >= self._flush_due_ns or self._pending_chunk_items >= self._block_items:
             self.flush()
 
     def flush(self) -> None:
         self._flush_tuples()
         self._flush_chunks()
-        self._last_flush_ns = time.monotonic_ns()
+        self._flush_due_ns = time.monotonic_ns() + self.flush_ns
 
     @property
     def wait_s(self) -> float:
@@ -263,16 +276,19 @@ class Recorder(_StreamedTable):
         if not self._pending:
             return
         n = len(self._pending)
-        worker, seq, created, forwarded, values = zip(*self._pending)
-        counts, stamps, states = zip(*self._batches)
+        # One pass over the tuples into a record array, the batches as one flat array: no zip(*) over either
+        # (about 330 instead of 430 ns per item, the sinks included).
+        rows = np.fromiter(self._pending, PENDING_ROW, n)
+        batches = np.array(self._batches, np.int64).reshape(-1, 3)
+        counts = batches[:, 0]
         self._sink({
-            "worker": np.fromiter(worker, np.int32, n),
-            "seq": np.fromiter(seq, np.int64, n),
-            "value": np.fromiter(values, np.float64, n),
-            "created_ns": np.fromiter(created, np.int64, n),
-            "forwarded_ns": np.fromiter(forwarded, np.int64, n),
-            "consumed_ns": np.repeat(np.asarray(stamps, np.int64), counts),
-            "state": np.repeat(np.asarray(states, np.int8), counts),
+            "worker": rows["worker"].copy(),
+            "seq": rows["seq"].copy(),
+            "value": rows["value"].copy(),
+            "created_ns": rows["created_ns"].copy(),
+            "forwarded_ns": rows["forwarded_ns"].copy(),
+            "consumed_ns": np.repeat(batches[:, 1], counts),
+            "state": np.repeat(batches[:, 2].astype(np.int8), counts),
         })
         self._pending, self._batches = [], []
 

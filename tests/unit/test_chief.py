@@ -255,6 +255,22 @@ def test_global_depth_is_forwarded_minus_what_the_chief_took():
     assert rig.control[protocol.TAKEN] == 6
 
 
+def test_global_depth_reads_a_shared_control_block_live():
+    import multiprocessing
+
+    n = 3
+    control = protocol.control_block(multiprocessing.get_context("fork"), n)
+    recorder = Recorder()
+    books = Books(control, n, recorder, depth_sample_s=0.1)
+    for w, forwarded in enumerate((4, 0, 9)):
+        put(control, w, protocol.FORWARDED, forwarded)
+        put(control, w, protocol.PRODUCED, 100 + w)  # the slots beside FORWARDED are not summed
+    assert books.global_depth() == 13
+    put(control, 1, protocol.FORWARDED, 2)  # a worker forwards after the books were made
+    recorder.add([item(0, 0)], 1, CONSUMED)
+    assert books.global_depth() == 14 and books.forwarded() == [4, 2, 9]
+
+
 def test_local_span_and_lose_local_come_from_the_dead_workers_counters():
     rig = Rig(start=False)
     put(rig.control, 1, protocol.PRODUCED, 20)
@@ -366,8 +382,8 @@ def test_control_messages_among_items_are_handled_not_counted():
     messages = [item(0, 0), Leftovers(1, [item(1, 5)]), item(0, 1), eos]
     sup = FakeSupervisor(awaiting={(0, 0)})
     rig = Rig(messages=messages, supervisor=sup)
-    got = rig.intake.receive(10, CONSUMED, True)
-    assert got == [item(0, 0), item(0, 1)]
+    count, got = rig.intake.receive(10, CONSUMED, True)
+    assert count == 2 and got == [item(0, 0), item(0, 1)]
     assert sup.eos == [eos] and sup.awaiting_eos == set()
     frame = rig.frame()
     states = dict(zip(zip(frame["worker"], frame["seq"]), frame["state"]))

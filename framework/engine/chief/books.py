@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from framework.engine import protocol
-from framework.engine.record import CONSUMED, DROPPED_OLDEST, DepthRecorder
+from framework.engine.record import DepthRecorder
 
 COUNTERS = (protocol.PRODUCED, protocol.FORWARDED, protocol.DROPPED, protocol.HEARTBEAT_NS, protocol.READY,
             protocol.BLOCKED_NS)
@@ -34,6 +34,8 @@ class Books:
         self.counts = counts
         """The recorder: ``count(state)`` of the items recorded in each state."""
         self.slots = {f: [protocol.worker_slot(w, f) for w in range(n_workers)] for f in COUNTERS}
+        self._forwarded_slots = strided_view(control, protocol.worker_slot(0, protocol.FORWARDED),
+                                             protocol.WORKER_SLOTS, n_workers)
         self.in_transit_lost = 0
         """Items a dead worker counted as forwarded that never arrived."""
         self.dead_local: list[tuple[int, int, int]] = []
@@ -64,14 +66,18 @@ class Books:
 
     def taken(self) -> int:
         """Items that left the global queue by the chief's hand: consumed, evicted, or lost in transit."""
-        return self.counts.count(CONSUMED) + self.counts.count(DROPPED_OLDEST) + self.in_transit_lost
+        return self.counts.taken + self.in_transit_lost
 
     def global_depth(self) -> int:
-        return sum(self.forwarded()) - self.taken()
+        # Read at every check, several times per take: one C-level sum over the live slots, no lists.
+        forwarded = self._forwarded_slots
+        if forwarded is None:
+            forwarded = self.forwarded()
+        return sum(forwarded) - self.counts.taken - self.in_transit_lost
 
     def publish_taken(self) -> None:
         """Tell the workers (their bound check reads it)."""
-        self.control[protocol.TAKEN] = self.taken()
+        self.control[protocol.TAKEN] = self.counts.taken + self.in_transit_lost  # taken(), inline: every take
 
     def local_span(self, w: int) -> tuple[int, int]:
         """(first, end): the seqs worker ``w``'s local queue holds now, by its counters."""
@@ -84,19 +90,23 @@ class Books:
         if end > first:
             self.dead_local.append((w, first, end))
 
-    def observe(self, now: int, depth: int) -> None:
+    def observe(self, now: int, depth: int, after: int | None = None) -> None:
         """Integrate the global depth over time (trapezoids between the chief's observations, which it
-        makes at every check): the run's own L for Little's law, denser than the depth samples."""
-        if self._area_t:
+        makes at every check): the run's own L for Little's law, denser than the depth samples. ``after``:
+        the chief took ``depth - after`` items at ``now``, so the depth was ``depth`` up to then (every item
+        forwarded while it waited is in it) and is ``after`` from then on."""
+        last = self._area_t
+        if last:
             if self.area_at_start is None and now >= self.window_start_ns:
                 # The window opens between the last observation and this one: the depth in between, linear.
-                at = max(self.window_start_ns, self._area_t)
-                mid = self._area_depth + (depth - self._area_depth) * (at - self._area_t) / max(1, now - self._area_t)
-                self.area_at_start = self._area + (self._area_depth + mid) * 0.5 * (at - self._area_t)
-            self._area += (self._area_depth + depth) * 0.5 * (now - self._area_t)
+                at = max(self.window_start_ns, last)
+                mid = self._area_depth + (depth - self._area_depth) * (at - last) / max(1, now - last)
+                self.area_at_start = self._area + (self._area_depth + mid) * 0.5 * (at - last)
+            self._area += (self._area_depth + depth) * 0.5 * (now - last)
         elif now >= self.window_start_ns:
             self.area_at_start = 0.0
-        self._area_t, self._area_depth = now, depth
+        self._area_t = now
+        self._area_depth = depth if after is None else after
 
     @property
     def area(self) -> float:
@@ -113,3 +123,13 @@ class Books:
 
     def blocked_s(self) -> dict[int, float]:
         return {w: ns / 1e9 for w, ns in enumerate(self.counter(protocol.BLOCKED_NS))}
+
+
+def strided_view(control: Any, first: int, step: int, count: int) -> memoryview | None:
+    """Slots ``first, first + step, ...`` (``count`` of them) of the control block as a live view, where the
+    block is a buffer of int64 (a shared RawArray); None where it is not (the Ray backend's mirror, a list)."""
+    try:
+        whole = memoryview(control).cast("B").cast("q")
+    except TypeError:
+        return None
+    return whole[first:first + step * count:step]

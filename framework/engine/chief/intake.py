@@ -45,24 +45,47 @@ class Intake:
         self.interrupted: Callable[[], bool] = lambda: False
         self.round = 0
 
-    def receive(self, max_items: int, state: int, stamp_consumed: bool) -> list:
-        """One get_many: record at most ``max_items`` items (tuples or chunks) and handle the
-        messages; return the item-bearing messages; raise queue.Empty if nothing came."""
+    def receive(self, max_items: int, state: int, stamp_consumed: bool, observed: bool = False) -> tuple[int, list]:
+        """One get_many: record at most ``max_items`` items (tuples or chunks) and handle the messages;
+        return how many items were recorded and the item-bearing messages; raise queue.Empty if nothing
+        came. ``observed``: the caller observed the depth just now (the wait starts from that observation)."""
+        books = self.books
         if self.held:
             batch, self.held = self.held, []
         else:
-            if stamp_consumed:
+            if stamp_consumed and not observed:
                 # What was forwarded while the chief recorded: the depth before the wait (Little's law).
-                self.books.observe(time.monotonic_ns(), self.books.global_depth())
-            # A message may be a chunk of forward_batch items: ask for about enough of them.
-            batch = self.consumer.get_many(max(1, -(-max_items // self.forward_batch)), timeout=HOUSEKEEPING_S)
-        stamp = time.monotonic_ns() if stamp_consumed else NO_STAMP
-        books = self.books
+                books.observe(time.monotonic_ns(), books.global_depth())
+            # A message may be a chunk of forward_batch items: ask for about enough of them (max_items >= 1).
+            batch = self.consumer.get_many(-(-max_items // self.forward_batch), timeout=HOUSEKEEPING_S)
         if stamp_consumed:
+            stamp = time.monotonic_ns()
             # The depth peaks now (received, not yet recorded) and drops by what is taken at this stamp:
             # observing both edges of that sawtooth keeps the time-averaged depth unbiased (Little's law).
             peak = books.global_depth()
-            books.observe(stamp, peak)
+        else:
+            stamp = NO_STAMP
+        if len(batch) == 1 and type(batch[0]) is tuple:
+            # One item, as a take of one at a time gets it from every design: nothing to sort or hold back.
+            items, chunks, others, room = batch, None, None, max_items - 1
+        else:
+            items, chunks, others, room = self.split_batch(batch, max_items)
+        # Record first, and handle every message before raising: a failure under
+        # on_failure=abort must not cost the messages that came with it.
+        self.items.add(items, stamp, state)
+        if chunks:
+            self.items.add_chunks(chunks, stamp, state)
+            items = [*items, *chunks]
+        count = max_items - room
+        if stamp_consumed:
+            books.observe(stamp, peak, peak - count)
+        if others:
+            self.handle_messages(others)
+        return count, items
+
+    def split_batch(self, batch: list, max_items: int) -> tuple[list, list, list, int]:
+        """Item tuples, chunks and control messages of ``batch``, at most ``max_items`` items (the rest is held
+        back for the next take), and the room left."""
         items, chunks, others, room = [], [], [], max_items
         for i, message in enumerate(batch):
             kind = type(message)
@@ -84,22 +107,18 @@ class Intake:
                     break
             else:
                 others.append(message)
-        # Record first, and handle every message before raising: a failure under
-        # on_failure=abort must not cost the messages that came with it.
-        self.items.add(items, stamp, state)
-        if chunks:
-            self.items.add_chunks(chunks, stamp, state)
-        if stamp_consumed:
-            books.observe(stamp, peak - len(items) - sum(len(c) for c in chunks))
+        return items, chunks, others, room
+
+    def handle_messages(self, messages: list) -> None:
+        """Handle every control message, then raise the first worker failure among them."""
         failure = None
-        for message in others:
+        for message in messages:
             try:
                 self.handle_message(message)
             except WorkerFailed as exc:
                 failure = failure or exc
         if failure is not None:
             raise failure
-        return [*items, *chunks]
 
     def handle_message(self, message: Any) -> None:
         if type(message) is protocol.EndOfStream:
@@ -127,21 +146,24 @@ class Intake:
         except queue.Empty:
             pass
 
-    def take(self, n: int, end_ns: int | None) -> None:
+    def take(self, n: int, end_ns: int | None, observed: bool = False) -> None:
         """Take ``n`` items the counters say were forwarded (they may still be in flight);
-        stop early at ``end_ns``, so a long drain cannot stretch ``run.duration_s``."""
+        stop early at ``end_ns``, so a long drain cannot stretch ``run.duration_s``. ``observed``: the
+        caller observed the depth just now (``Books.observe``), so the first get need not again."""
         got = 0
-        deadline = time.monotonic() + self.drain_timeout_s
+        deadline = None  # set when nothing comes: a take that keeps receiving pays no clock read for it
         while got < n and (end_ns is None or time.monotonic_ns() < end_ns):
             if self.interrupted():
                 break  # the loop raises at its next safe point; what was taken is recorded
             try:
-                received = self.receive(min(n - got, TAKE_CHUNK_ITEMS), CONSUMED, True)
+                count, received = self.receive(min(n - got, TAKE_CHUNK_ITEMS), CONSUMED, True, observed)
             except queue.Empty:
                 now = time.monotonic_ns()
                 self.books.observe(now, self.books.global_depth())  # counted forwarded, not arrived yet
                 self.supervisor.check_workers(now)
-                if time.monotonic() > deadline:
+                if deadline is None:
+                    deadline = time.monotonic() + self.drain_timeout_s
+                if time.monotonic() >= deadline:
                     if self.supervisor.failures:
                         # A dead worker's last puts never left its process (a feeder thread's
                         # buffer, a half-written message): they are lost in transit.
@@ -150,12 +172,14 @@ class Intake:
                     raise WorkerFailed(f"{n - got} forwarded items did not arrive within "
                                        f"run.drain_timeout_s={self.drain_timeout_s}") from None
                 continue
-            got += count_items(received)
+            observed = False
+            got += count
             if self.echo is not None and received:
                 for w, seq, _, _, value in as_tuples(received):
                     self.echo(f"[chief] round {self.round}: took {value!r:.40} (worker {w}, seq {seq})")
             # At once, not after the take: the rest of it may be waiting for that room.
-            self.release()
+            if not self.held:
+                self.consumer.release()  # what release() does, without a call at every take
         self.books.publish_taken()
 
     def release(self) -> None:
@@ -169,7 +193,7 @@ class Intake:
         excess = self.books.global_depth() - bound
         while excess > 0:
             try:
-                excess -= count_items(self.receive(min(excess, TAKE_CHUNK_ITEMS), DROPPED_OLDEST, False))
+                excess -= self.receive(min(excess, TAKE_CHUNK_ITEMS), DROPPED_OLDEST, False)[0]
                 self.release()
             except queue.Empty:
                 break

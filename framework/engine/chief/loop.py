@@ -160,6 +160,7 @@ class Chief:
         threshold, take_batch = s.chief.global_threshold, s.chief.take_batch
         end_ns = None if s.run.duration_s is None else self.t0 + int(s.run.duration_s * 1e9)
         items_target = s.run.items
+        rounds_limit = self.rounds_limit
         evict = self.bound is not None and s.queue.on_full == "drop_oldest"
         delay_s = s.faults.chief_delay_s
         housekeeping_ns = int(HOUSEKEEPING_S * 1e9)
@@ -203,7 +204,7 @@ class Chief:
             books.observe(now_ns(), depth)
             if depth > threshold:
                 intake.round = self.rounds
-                intake.take(depth if take_batch == 0 else min(take_batch, depth), end_ns)
+                intake.take(depth if take_batch == 0 else min(take_batch, depth), end_ns, observed=True)
             elif not interval_ns:
                 # Checking "at once" must not mean spinning on the counters: sleep in the design
                 # until something arrives (or housekeeping is due).
@@ -211,7 +212,7 @@ class Chief:
             self.rounds += 1
             if interval_ns:
                 books.sample_depth(now_ns(), force=True)
-            if self.rounds_limit is not None and self.rounds >= self.rounds_limit:
+            if rounds_limit is not None and self.rounds >= rounds_limit:
                 return
 
     def open_window(self, t0: int) -> None:
