@@ -227,3 +227,45 @@ def test_an_idle_consumer_sleeps_instead_of_spinning():
         assert cpu < 0.5 * wall, f"waiting used {cpu / wall:.0%} of a core"
     finally:
         design.close()
+
+
+@pytest.mark.parametrize("lend", [False, True])
+def test_runs_of_single_items_come_back_as_one_chunk_when_the_chief_accepts_chunks(lend):
+    """A run of one-number item records of one worker with consecutive seqs is read as one chunk, a stamp
+    per item; a gap in the seqs, a value of another type or the ring's wrap ends a run; the items are the
+    ones that were put, in order."""
+    design = _design(RING_BYTES, 2)
+    try:
+        producer = design.producer(1)
+        consumer = design.consumer()
+        consumer.lend_views, consumer.accept_chunks = lend, True
+        put = [(1, s, 1000 + s, 2000 + s, float(s) / 4) for s in range(10)]
+        put += [(1, s, 1000 + s, 2000 + s, s) for s in range(10, 14)]  # ints: another run
+        put += [(1, s, 1000 + s, 2000 + s, s) for s in range(20, 23)]  # a gap in the seqs: another run
+        put += [(1, 30, 1030, 2030, 30)]  # alone: a tuple
+        for item in put:
+            producer.put(item)
+        got = consumer.get_many(100, timeout=1)
+        assert [type(m) for m in got] == [Chunk, Chunk, Chunk, tuple]
+        assert [len(m) if type(m) is Chunk else 1 for m in got] == [10, 4, 3, 1]
+        tuples = [t for m in got for t in ([m] if type(m) is tuple else m.tuples())]
+        assert tuples == put and all(type(t[4]) is type(p[4]) for t, p in zip(tuples, put))
+        consumer.release()
+        # Many more than the ring holds: runs end at the wrap, nothing is lost or repeated.
+        seq, seen = 100, []
+        for _ in range(20):
+            for _ in range(30):
+                producer.put((1, seq, seq, seq, float(seq)))
+                seq += 1
+            seen += [t[1] for m in consumer.get_many(1000, timeout=1)
+                     for t in ([m] if type(m) is tuple else m.tuples())]
+            consumer.release()
+        assert seen == list(range(100, seq))
+        # Not accepted: item tuples as they were put.
+        consumer.accept_chunks = False
+        for item in put[:3]:
+            producer.put(item)
+        assert consumer.get_many(10, timeout=1) == put[:3]
+        producer.close()
+    finally:
+        design.close()

@@ -73,11 +73,16 @@ class Chunk:
     ``values`` is a float64 array for scalar payloads, else a list of the items' values, or (as shm_ring
     returns a chunk of same-shape arrays) one array of shape (n, *item shape) whose rows are the values.
     A forward always takes the oldest items of a FIFO local queue, so its seqs are consecutive.
+
+    On the chief's side only, ``forwarded_ns`` may also be an int64 array, one stamp per item: a design
+    that was told it may (``ConsumerEnd.accept_chunks``) returns a run of single-item messages of one
+    worker with consecutive seqs as one chunk (shm_ring reads such a run of fixed-size records in one
+    numpy call), so the chief records them without a Python object per item.
     """
 
     __slots__ = ("worker", "seq0", "created_ns", "forwarded_ns", "values")
 
-    def __init__(self, worker: int, seq0: int, created_ns: Any, forwarded_ns: int, values: Any) -> None:
+    def __init__(self, worker: int, seq0: int, created_ns: Any, forwarded_ns: Any, values: Any) -> None:
         self.worker, self.seq0, self.created_ns, self.forwarded_ns, self.values = \
             worker, seq0, created_ns, forwarded_ns, values
 
@@ -89,8 +94,10 @@ class Chunk:
 
     def split(self, k: int) -> tuple[Chunk, Chunk]:
         """The first ``k`` items and the rest (the chief takes exactly what its rule asks for)."""
-        return (Chunk(self.worker, self.seq0, self.created_ns[:k], self.forwarded_ns, self.values[:k]),
-                Chunk(self.worker, self.seq0 + k, self.created_ns[k:], self.forwarded_ns, self.values[k:]))
+        f = self.forwarded_ns
+        head_f, tail_f = (f, f) if type(f) is int else (f[:k], f[k:])
+        return (Chunk(self.worker, self.seq0, self.created_ns[:k], head_f, self.values[:k]),
+                Chunk(self.worker, self.seq0 + k, self.created_ns[k:], tail_f, self.values[k:]))
 
     def tuples(self) -> list[tuple]:
         """The same items as item tuples (for printing and for the rare per-item path)."""
@@ -98,7 +105,8 @@ class Chunk:
         values = self.values
         if isinstance(values, np.ndarray):
             values = values.tolist() if values.ndim == 1 else list(values)  # numbers, or one array per item
-        return [(w, s0 + i, c, f, v) for i, (c, v) in enumerate(zip(self.created_ns.tolist(), values))]
+        stamps = [f] * len(self) if type(f) is int else np.asarray(f).tolist()
+        return [(w, s0 + i, c, fi, v) for i, (c, fi, v) in enumerate(zip(self.created_ns.tolist(), stamps, values))]
 
 
 @dataclass

@@ -225,8 +225,11 @@ class Recorder(_StreamedTable):
                     else np.fromiter(map(read, values), np.float64, len(chunk))
             else:
                 values = np.array(values, np.float64)
+            forwarded = chunk.forwarded_ns
+            if type(forwarded) is not int:
+                forwarded = np.array(forwarded, np.int64)  # one stamp per item (a run of single-item messages)
             self._pending_chunks.append((chunk.worker, chunk.seq0, np.array(chunk.created_ns, np.int64),
-                                         chunk.forwarded_ns, values, consumed_ns, state))
+                                         forwarded, values, consumed_ns, state))
             n += len(values)
         self._counts[state] += n
         if state == CONSUMED or state == DROPPED_OLDEST:
@@ -266,7 +269,7 @@ class Recorder(_StreamedTable):
             "seq": np.repeat(seq0 - starts, lens) + np.arange(total, dtype=np.int64),
             "value": np.concatenate([p[4] for p in pending]),
             "created_ns": np.concatenate([p[2] for p in pending]),
-            "forwarded_ns": np.repeat(np.fromiter((p[3] for p in pending), np.int64, n), lens),
+            "forwarded_ns": _forwarded_column(pending, lens),
             "consumed_ns": np.repeat(np.fromiter((p[5] for p in pending), np.int64, n), lens),
             "state": np.repeat(np.fromiter((p[6] for p in pending), np.int8, n), lens),
         })
@@ -306,6 +309,14 @@ class Recorder(_StreamedTable):
             kept = block["seq"] % self.sample_every == 0
             block = {name: column[kept] for name, column in block.items()}
         self.stream.append(block)
+
+
+def _forwarded_column(pending: list, lens: np.ndarray) -> np.ndarray:
+    """The forwarded stamps of pending chunks: one per chunk repeated, or the per-item stamps of a run."""
+    stamps = [p[3] for p in pending]
+    if all(type(f) is int for f in stamps):
+        return np.repeat(np.fromiter(stamps, np.int64, len(stamps)), lens)
+    return np.concatenate([f if type(f) is not int else np.full(k, f, np.int64) for f, k in zip(stamps, lens)])
 
 
 class DepthRecorder(_StreamedTable):

@@ -99,6 +99,9 @@ class ConsumerEnd(ABC):
     lend_views: bool = False
     """The chief sets this True when it reduces every payload before its next ``release``: a design may then
     return views into its own buffer instead of copies (shm_ring does). Designs that always copy ignore it."""
+    accept_chunks: bool = False
+    """The chief sets this True: a design may then return a run of single-item messages of one worker, with
+    consecutive seqs, as one ``protocol.Chunk`` with a forwarded stamp per item (shm_ring does)."""
 
     @abstractmethod
     def get(self, block: bool = True, timeout: float | None = None) -> Any:

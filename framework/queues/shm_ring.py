@@ -127,6 +127,11 @@ _HEADER = struct.Struct(f"={FIXED_HEADER_WORDS}q")
 _ITEM_SCALAR = {_F64: struct.Struct(f"={FIXED_HEADER_WORDS + 1}qd"), _I64: struct.Struct(f"={FIXED_HEADER_WORDS + 2}q")}
 """A whole one-number item record, header, created_ns and value, in one pack / unpack."""
 _NO_SHAPE = (0,) * MAX_ITEM_DIMS
+_SCALAR_ITEM_BYTES = _ITEM_SCALAR[_F64].size
+assert _SCALAR_ITEM_BYTES == _ITEM_SCALAR[_I64].size
+_SCALAR_ITEM_WORDS = _SCALAR_ITEM_BYTES // 8
+_SCALAR_ITEM_META = frozenset((KIND_ITEM | _F64 << 8, KIND_ITEM | _I64 << 8))
+"""The meta word of a one-number item record (ndim 0): runs of them may come back as one chunk."""
 ARRAYS_HEADER_WORDS = 6
 """length, meta, worker, seq, created_ns, forwarded_ns: then one descriptor per array."""
 ARRAY_DESCRIPTOR_WORDS = 1 + MAX_ITEM_DIMS
@@ -470,6 +475,14 @@ class _ShmConsumer(ConsumerEnd):
         meta = words.item(w + 1)
         kind = meta & 0xFF
         lend = self.lend_views
+        if meta in _SCALAR_ITEM_META and self.accept_chunks:
+            run = self._scalar_run(ring, read, offset, meta, lend)
+            if run is not None:
+                self._cursors[index] = read + len(run) * _SCALAR_ITEM_BYTES
+                if not lend:
+                    pos[_Ring.R] = self._cursors[index]
+                self._buffer.append(run)
+                return True
         if kind >= KIND_ITEM:
             obj = self._read_fixed(ring, offset, meta, kind, lend)
         else:
@@ -515,6 +528,26 @@ class _ShmConsumer(ConsumerEnd):
         if not lend:
             created, values = created.copy(), values.copy()
         return Chunk(worker, seq0, created, forwarded, values)
+
+    @staticmethod
+    def _scalar_run(ring: _Ring, read: int, offset: int, meta: int, lend: bool) -> Chunk | None:
+        """Consecutive one-number item records of one worker, with the same meta and consecutive seqs, from
+        ``offset`` up to what is written or the end of the data area, as one ``Chunk`` (a forwarded stamp
+        per item); None when fewer than two. Fixed-size records: the run is read with one numpy view."""
+        avail = min(ring.pos.item(_Ring.W) - read, ring.capacity - offset) // _SCALAR_ITEM_BYTES
+        if avail < 2:
+            return None
+        w = offset // _WORD
+        rows = ring.words[w: w + avail * _SCALAR_ITEM_WORDS].reshape(avail, _SCALAR_ITEM_WORDS)
+        first = rows[0]
+        same = (rows[:, 0] == _SCALAR_ITEM_BYTES) & (rows[:, 1] == meta) & (rows[:, 2] == first[2]) \
+            & (rows[:, 3] == np.arange(first[3], first[3] + avail))  # a PAD marker or a gap ends the run
+        n = avail if same.all() else int(same.argmin())
+        if n < 2:
+            return None
+        rows = rows[:n] if lend else rows[:n].copy()
+        values = rows[:, 11].view(np.float64) if (meta >> 8) & 0xFF == _F64 else rows[:, 11]
+        return Chunk(int(first[2]), int(first[3]), rows[:, 10], rows[:, 5], values)
 
     @staticmethod
     def _read_arrays(ring: _Ring, offset: int, k: int, lend: bool) -> tuple:
@@ -662,7 +695,7 @@ class _RawShmRing:
     def __init__(self, n_producers: int, ctx: Any) -> None:
         self.design = ShmRingDesign(QueueSettings("shm_ring", 0, RAW_RING_BYTES), n_producers, ctx)
         self.consumer = self.design.consumer()
-        self.consumer.lend_views = True
+        self.consumer.lend_views = self.consumer.accept_chunks = True  # as the chief reads it
 
     def sender(self, index: int, item: Any, batch: int) -> Any:
         producer, items = self.design.producer(index), copies(item, batch)
@@ -672,7 +705,7 @@ class _RawShmRing:
 
     def receive(self, timeout_s: float) -> int:
         try:
-            got = len(self.consumer.get_many(1 << 16, timeout=timeout_s))
+            got = sum(1 if type(m) is tuple else len(m) for m in self.consumer.get_many(1 << 16, timeout=timeout_s))
         except queue.Empty:
             return 0
         self.consumer.release()

@@ -295,6 +295,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print, directory: Pat
             consumer = design.consumer()
             # The recorder keeps no payload, so a design may lend views instead of copies.
             consumer.lend_views = True
+            consumer.accept_chunks = True  # the intake takes chunks: runs of single items may come as one
             intake = chief.open_intake(consumer)
             if not spec.run.warmup_s:
                 chief.noise.start()  # before the barrier opens: the first check must not wait for it
