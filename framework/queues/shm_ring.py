@@ -38,6 +38,11 @@ copies)::
 An item's value of ndim 0 is one number: ``dtype code`` says whether it comes back as a Python
 int (int64) or float (float64), so a ``KIND_ITEM`` record returns exactly the tuple that was put.
 
+Runs. A one-number ``KIND_ITEM`` record always has the same size; when the chief accepts chunks
+(``accept_chunks``), consecutive such records of one worker with consecutive seqs, up to the end of
+the data area, are read with one numpy view and returned as one ``Chunk`` whose ``forwarded_ns`` is a
+column (a stamp per item): one item per put costs the chief no Python object per item.
+
 Written in place (``KIND_ARRAYS``: one item whose value is a tuple of numeric arrays, a rollout
 fragment's columns). The worker asks ``reserve_arrays(layout)`` for views of the columns' room in
 the ring, writes into them (a vector env's outputs, step by step: the only copy), and
