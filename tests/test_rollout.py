@@ -83,8 +83,10 @@ def test_rollout_run_balances_books_and_counts_transitions(run_in):
     s = result.summary
     assert result.status == "ok", s["errors"]
     assert s["counts"]["produced"] == 60 and s["counts"]["lost"] == 0 and s["counts"]["duplicates"] == 0
+    taken = result.items[(result.items["state"] == "consumed")
+                         & (result.items["consumed_ns"] >= s["window"]["start_ns"])]
     assert s["transitions"] == {"per_item": 16, "produced": 960, "consumed": 16 * s["counts"]["consumed"],
-                                "window": 16 * s["window"]["items"]}
+                                "window": 16 * s["window"]["items"], "episode_ends": taken["episode_ends"].sum()}
     assert s["transitions_per_s"] == pytest.approx(16 * s["throughput_items_per_s"])
     consumed = result.items[result.items["state"] == "consumed"]
     assert len(consumed) and np.allclose(consumed["value"], 16 * 1.1, atol=1e-4)  # CartPole: reward 1, +0.1 each

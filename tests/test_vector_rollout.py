@@ -159,10 +159,34 @@ def test_same_seed_same_transitions_on_every_design(run_in):
         assert result.status == "ok", (design, result.summary["errors"])
         assert result.summary["written_in_place"] == (design == "shm_ring")
         items = result.items  # consumed or left in a queue at the stop: every row holds its fragment's value
-        values[design] = dict(zip(zip(items["worker"], items["seq"]), items["value"]))
+        values[design] = dict(zip(zip(items["worker"], items["seq"]), zip(items["value"], items["episode_ends"])))
+        taken = items[(items["state"] == "consumed") & (items["consumed_ns"] >= result.summary["window"]["start_ns"])]
+        assert result.summary["transitions"]["episode_ends"] == taken["episode_ends"].sum()
         assert len(values[design]) == 10 and len(set(values[design].values())) == 10, design
     first = values["shm_ring"]
     for design, got in values.items():
         assert got == first, f"{design} carried other transitions than shm_ring"
     other = run_in([*base, "queue=shm_ring", "run.seed=99"]).items
-    assert set(other["value"]).isdisjoint(first.values())
+    assert set(other["value"]).isdisjoint(v for v, _ in first.values())
+
+
+def test_each_fragment_is_recorded_with_its_episode_ends():
+    """Per fragment: reward sum as the value, and the episodes that ended in it, whether the fragment came
+    as itself, as its columns (written in place) or in a chunk of several."""
+    from framework.engine.protocol import Chunk
+    from framework.engine.record import CONSUMED, DROPPED_NEWEST, Recorder
+    from framework.payloads.base import detail_readers, value_reader
+
+    p = payload("payload.fragment_length=40", "payload.envs_per_worker=3")
+    frags = fragments(p, 1, 0, 4)
+    ends = [int(np.count_nonzero(f.terminated | f.truncated)) for f in frags]
+    assert sum(ends) > 0
+    recorder = Recorder(value_reader(p), details=detail_readers(p))
+    recorder.window.start_ns = 15  # the measured window opens between the first fragments' stamps and takes
+    recorder.add([(0, 0, 10, 11, frags[0]), (0, 1, 10, 11, tuple(frags[1].arrays()))], 20, CONSUMED)
+    recorder.add_chunks([Chunk(0, 2, np.array([12, 12]), 13, [frags[2], frags[3]])], 30, CONSUMED)
+    recorder.add([(0, 4, 14, -1, float("nan"))], -1, DROPPED_NEWEST)
+    df = recorder.frame()
+    assert list(df["episode_ends"]) == [*ends, -1]
+    assert np.allclose(df["value"][:4], [f.reward.sum() for f in frags])
+    assert recorder.detail_sums == {"episode_ends": sum(ends)}

@@ -108,12 +108,25 @@ class _StreamedTable:
             self.stream.close()
 
 
+NO_DETAIL = -1
+"""A detail column's value for a row whose item has none (a dropped item, another payload's value)."""
+
+
+def items_schema(details: Any = ()) -> pa.Schema:
+    """The items table's schema: ``ITEMS_SCHEMA`` and one int64 column per detail the payload records."""
+    schema = ITEMS_SCHEMA
+    for name in details:
+        schema = schema.append(pa.field(name, pa.int64()))
+    return schema
+
+
 class RowsInMemory:
     """Where item rows go when a run has no directory (the chief's parts driven by tests, small runs from
     Python): the column blocks, kept; ``frame()`` gives them as ``framework.load_run`` would."""
 
-    def __init__(self) -> None:
+    def __init__(self, schema: pa.Schema = ITEMS_SCHEMA) -> None:
         self.blocks: list[dict[str, np.ndarray]] = []
+        self.schema = schema
 
     def append(self, block: dict[str, np.ndarray]) -> None:
         self.blocks.append(block)
@@ -127,7 +140,7 @@ class RowsInMemory:
     def frame(self) -> Any:
         import pandas as pd  # a run with a directory never gets here: its rows are on disk
 
-        names = ITEMS_SCHEMA.names
+        names = self.schema.names
         if self.blocks:
             data = {n: np.concatenate([b[n] for b in self.blocks]) for n in names}
         else:
@@ -146,10 +159,16 @@ class Recorder(_StreamedTable):
 
     def __init__(self, value_of: Callable[[Any], float] | None = None, directory: Path | None = None,
                  keep: str = "all", sample_every: int = 1, flush_s: float = 0.5,
-                 block_items: int = BLOCK_ITEMS, column_of: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 block_items: int = BLOCK_ITEMS, column_of: Callable[[np.ndarray], np.ndarray] | None = None,
+                 details: dict[str, Callable[[Any], int]] | None = None) -> None:
         """Rows go to ``directory``/items.parquet (streamed), or, without a directory, to memory
         (``frame()``); ``keep`` is record.items (all, sample, none); ``column_of`` reduces a stacked block
-        of payloads to their values in one call."""
+        of payloads to their values in one call; ``details`` names an int64 column per reader of an item
+        (the rollout payload's ``episode_ends``), read from the payload as it is taken, like the value."""
+        self._details = dict(details or {})
+        self._pending_details: list[tuple] = []
+        self.detail_sums = dict.fromkeys(self._details, 0)
+        """Per detail, its sum over the items consumed in the measured window."""
         self._value_of = value_of
         self._column_of = column_of
         self._block_items = max(1, block_items)
@@ -167,8 +186,9 @@ class Recorder(_StreamedTable):
         # it to lag (ColumnStream.max_lag_s): a row reaches a closed part within about flush_s.
         self.stream: Any = None
         if keep != "none":
-            self.stream = ColumnStream(directory / ITEMS_FILE, ITEMS_SCHEMA, flush_s=flush_s / 4) \
-                if directory is not None else RowsInMemory()
+            schema = items_schema(self._details)
+            self.stream = ColumnStream(directory / ITEMS_FILE, schema, flush_s=flush_s / 4) \
+                if directory is not None else RowsInMemory(schema)
         self.books = SeqBooks()
         self.histograms = StageHistograms()
         self.window = WindowTally()
@@ -193,6 +213,9 @@ class Recorder(_StreamedTable):
             return
         if self._pending_chunks:
             self._flush_chunks()  # blocks stay in arrival order
+        if self._details:
+            readers = tuple(self._details.values())
+            self._pending_details.extend(tuple(r(item[4]) for r in readers) for item in items)
         read = self._value_of
         if read is not None:
             # Reduced at once: the payload may be a view lent by the design until the next take.
@@ -216,6 +239,7 @@ class Recorder(_StreamedTable):
             # Copied or reduced at once, like add(): the columns and payloads may be views that the
             # design lent until the next take (shm_ring), and the recorder keeps them until the flush.
             values = chunk.values
+            details = self._chunk_details(values, len(chunk)) if self._details else None
             if not isinstance(values, np.ndarray):
                 values = np.fromiter(map(read, values), np.float64, len(chunk)) if read is not None \
                     else np.array(values, np.float64)
@@ -229,7 +253,7 @@ class Recorder(_StreamedTable):
             if type(forwarded) is not int:
                 forwarded = np.array(forwarded, np.int64)  # one stamp per item (a run of single-item messages)
             self._pending_chunks.append((chunk.worker, chunk.seq0, np.array(chunk.created_ns, np.int64),
-                                         forwarded, values, consumed_ns, state))
+                                         forwarded, values, consumed_ns, state, details))
             n += len(values)
         self._counts[state] += n
         if state == CONSUMED or state == DROPPED_OLDEST:
@@ -255,6 +279,17 @@ class Recorder(_StreamedTable):
             raise TypeError("this recorder streams its rows to items.parquet: read them with framework.load_run")
         return self.stream.frame()
 
+    def _chunk_details(self, values: Any, n: int) -> np.ndarray:
+        """The detail columns of a chunk's items, shape (n, details): read per payload from a list of them;
+        a numeric column has none."""
+        if isinstance(values, np.ndarray) and values.dtype != object:
+            return np.full((n, len(self._details)), NO_DETAIL, np.int64)
+        readers = tuple(self._details.values())
+        return np.array([[r(v) for r in readers] for v in values], np.int64).reshape(n, len(readers))
+
+    def _detail_columns(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: np.ascontiguousarray(rows[:, i]) for i, name in enumerate(self._details)}
+
     def _flush_chunks(self) -> None:
         pending = self._pending_chunks
         if not pending:
@@ -272,6 +307,7 @@ class Recorder(_StreamedTable):
             "forwarded_ns": _forwarded_column(pending, lens),
             "consumed_ns": np.repeat(np.fromiter((p[5] for p in pending), np.int64, n), lens),
             "state": np.repeat(np.fromiter((p[6] for p in pending), np.int8, n), lens),
+            **(self._detail_columns(np.concatenate([p[7] for p in pending])) if self._details else {}),
         })
         self._pending_chunks, self._pending_chunk_items = [], 0
 
@@ -292,8 +328,10 @@ class Recorder(_StreamedTable):
             "forwarded_ns": rows["forwarded_ns"].copy(),
             "consumed_ns": np.repeat(batches[:, 1], counts),
             "state": np.repeat(batches[:, 2].astype(np.int8), counts),
+            **(self._detail_columns(np.array(self._pending_details, np.int64).reshape(n, len(self._details)))
+               if self._details else {}),
         })
-        self._pending, self._batches = [], []
+        self._pending, self._batches, self._pending_details = [], [], []
 
     def _sink(self, block: dict[str, np.ndarray]) -> None:
         """One column block to every consumer of records: books, window, histograms, the items table."""
@@ -303,6 +341,8 @@ class Recorder(_StreamedTable):
         measured = (state == CONSUMED) & (consumed >= self.window.start_ns)
         if measured.any():
             self.histograms.record_block(block["created_ns"][measured], forwarded[measured], consumed[measured])
+            for name in self._details:
+                self.detail_sums[name] += int(block[name][measured].sum())
         if self.stream is None:
             return
         if self.keep == "sample":

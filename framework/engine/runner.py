@@ -83,7 +83,7 @@ def summarize(raw: RawRun, spec: Config) -> dict[str, Any]:
     little_warning = checks.littles_law_warning(little)
     if little_warning:
         warnings.append(little_warning)
-    units = _unit_figures(spec, rate, totals, window_items)
+    units = _unit_figures(spec, rate, totals, window_items, raw.detail_sums)
     return {
         "schema_version": SCHEMA_VERSION,
         "status": status,
@@ -150,16 +150,19 @@ def config_dict(spec: Config) -> dict[str, Any]:
     return plain
 
 
-def _unit_figures(spec: Config, rate: float | None, totals: dict[str, int], window_items: int) -> dict[str, Any]:
+def _unit_figures(spec: Config, rate: float | None, totals: dict[str, int], window_items: int,
+                  detail_sums: dict[str, int] | None = None) -> dict[str, Any]:
     """Figures in the payload's own unit where it has one (rollout: ``transitions_per_s`` and
-    ``transitions`` counts, = items x fragment_length); nothing for the other payloads."""
+    ``transitions`` counts, = items x fragment_length x envs_per_worker, and over the window the sum of
+    each detail column, e.g. ``episode_ends``); nothing for the other payloads."""
     units = item_units(spec.payload)
     if units is None:
         return {}
     name, per_item = units
     return {f"{name}_per_s": rate * per_item if rate is not None else None,
             name: {"per_item": per_item, "produced": totals["produced"] * per_item,
-                   "consumed": totals["consumed"] * per_item, "window": window_items * per_item}}
+                   "consumed": totals["consumed"] * per_item, "window": window_items * per_item,
+                   **(detail_sums or {})}}
 
 
 def rerun_command(overrides: Sequence[str], seed: int) -> str:

@@ -61,6 +61,11 @@ class PayloadKind:
         in place (shm_ring) then gets the item's arrays without any copy but the source's own writes."""
         return False
 
+    def detail_readers(self, payload: Any) -> dict[str, Callable[[Any], int]]:
+        """Integer columns recorded per item beside its value, name -> reader of an item's payload (the
+        rollout payload: ``episode_ends``); the summary gives each one's sum over the window. None by default."""
+        return {}
+
     def value_reader(self, payload: Any) -> Callable[[Any], float] | None:
         """How the recorder reduces an item to its recorded value; None = the item is the value (a number)."""
         return None
@@ -164,6 +169,11 @@ def fills_in_place(payload: Any) -> bool:
     """Whether the payload's source fills given arrays (``PayloadKind.fills_in_place``); never with
     ``payload.work_us`` (its CPU cost wraps the source)."""
     return not getattr(payload, "work_us", 0) and payload_kind(payload).fills_in_place(payload)
+
+
+def detail_readers(payload: Any) -> dict[str, Callable[[Any], int]]:
+    """The payload's detail columns (``PayloadKind.detail_readers``)."""
+    return payload_kind(payload).detail_readers(payload)
 
 
 def value_reader(payload: Any) -> Callable[[Any], float] | None:

@@ -94,7 +94,7 @@ class Fragment:
 
 FRAGMENT_COLUMNS = ("obs", "action", "reward", "terminated", "truncated")
 """A fragment's columns, in the order they travel when written in place (a tuple of arrays)."""
-_REWARD = FRAGMENT_COLUMNS.index("reward")
+_REWARD, _TERMINATED, _TRUNCATED = (FRAGMENT_COLUMNS.index(c) for c in ("reward", "terminated", "truncated"))
 
 
 def fragment_value(item: Any) -> Any:
@@ -107,6 +107,16 @@ def fragment_value(item: Any) -> Any:
     if kind is tuple:
         return float(item[_REWARD].sum())
     return item
+
+
+def fragment_episode_ends(item: Any) -> int:
+    """Episodes that ended in a fragment (terminated or truncated steps); -1 for a row without one."""
+    kind = type(item)
+    if kind is Fragment:
+        return int(np.count_nonzero(item.terminated | item.truncated))
+    if kind is tuple:
+        return int(np.count_nonzero(item[_TERMINATED] | item[_TRUNCATED]))
+    return -1
 
 
 def _gym() -> Any:
@@ -331,6 +341,9 @@ class Rollout(PayloadKind):
 
     def value_reader(self, payload: Any) -> Any:
         return fragment_value
+
+    def detail_readers(self, payload: Any) -> dict[str, Any]:
+        return {"episode_ends": fragment_episode_ends}
 
     def item_nbytes(self, payload: Any) -> int:
         return fragment_nbytes(payload)

@@ -262,7 +262,8 @@ def swept_keys(table: pd.DataFrame, points: list[list[str]] | None) -> list[str]
 _FIGURE_PREFIXES = ("status", "error", "warning", "counts.", "window.", "latency_ms.", "stability.", "metadata.",
                     "config.", "throughput_", "rerun_command", "exit_code", "schema_version", "item_bytes", "rounds",
                     "objective", "feasible", "blocked_s", "memory", "failures", "transitions", "normalised.",
-                    "machine_noise.", "calibration.", "littles_law.")
+                    "machine_noise.", "calibration.", "littles_law.", "worker_utilisation", "written_in_place",
+                    "created_stamps")
 
 
 def _is_figure(column: str) -> bool:

@@ -15,7 +15,10 @@ def _rollout_line(summary: dict[str, Any]) -> str:
     busy = summary.get("worker_utilisation") or {}
     latency = "-" if e2e["p50_ms"] is None else f"p50 {e2e['p50_ms']:.2f} / p99 {e2e['p99_ms']:.2f} ms"
     use = "" if not busy else f"  workers busy {100 * busy['busy']:.0f}%, blocked {100 * busy['blocked']:.0f}%"
-    return (f"rollout       {summary['transitions_per_s']:,.0f} transitions/s  "
+    ends = (summary.get("transitions") or {}).get("episode_ends")
+    seconds = summary["window"]["seconds"]
+    episodes = f"  {ends / seconds:,.0f} episodes/s" if ends is not None and seconds else ""
+    return (f"rollout       {summary['transitions_per_s']:,.0f} transitions/s{episodes}  "
             f"{(summary['throughput_mb_per_s'] or 0) / 1e3:.3f} GB/s  fragment latency {latency}{use}")
 
 

@@ -24,7 +24,7 @@ from framework.engine.chief.supervisor import JOIN_TIMEOUT_S, Supervisor
 from framework.engine.record import DepthRecorder, MemoryRecorder, Recorder, WindowTally
 from framework.errors import RunInterrupted, WorkerFailed
 from framework.noise import NoiseSampler, calibrate, own_pids
-from framework.payloads.base import column_reader, item_nbytes, value_reader
+from framework.payloads.base import column_reader, detail_readers, item_nbytes, value_reader
 from framework.queues.base import QueueSettings
 from framework.results.latency import StageHistograms
 from framework.results.seqbooks import SeqBooks
@@ -78,6 +78,8 @@ class RawRun:
     """Where the records were streamed (items.parquet, depth.parquet, memory.parquet)."""
     record_wait_s: float = 0.0
     """Seconds the chief waited for the items table's writer (it had fallen behind)."""
+    detail_sums: dict[str, int] = field(default_factory=dict)
+    """Per detail column of the payload (rollout: episode_ends), its sum over the window's consumed items."""
 
 
 class Chief:
@@ -94,7 +96,7 @@ class Chief:
         self.notes = Notes()
         rec = spec.record
         self.recorder = Recorder(value_reader(spec.payload), directory, rec.items, rec.sample_every, rec.flush_s,
-                                 column_of=column_reader(spec.payload))
+                                 column_of=column_reader(spec.payload), details=detail_readers(spec.payload))
         self.depth = DepthRecorder(self.n, directory, rec.flush_s)
         self.memory = MemoryRecorder(directory, rec.flush_s)
         control = backend.control_block(protocol.HEADER_SLOTS + self.n * protocol.WORKER_SLOTS)
@@ -251,7 +253,7 @@ class Chief:
                       errors=notes.errors, warnings=notes.warnings, rounds=self.rounds, exit_code=exit_code,
                       failures=supervisor.failures, dead_local=books.dead_local, blocked_s=books.blocked_s(),
                       restarts=dict(enumerate(supervisor.restarts)), directory=self.directory,
-                      record_wait_s=recorder.wait_s)
+                      record_wait_s=recorder.wait_s, detail_sums=dict(recorder.detail_sums))
 
 
 def run_system(spec: Config, echo: Callable[[str], None] = print, directory: Path | None = None) -> RawRun:
