@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from framework.results.stream import ColumnStream, StreamError, part_paths, read_table
+from framework.results.stream import ColumnStream, StreamError, arrow_array, part_paths, read_table
 
 ITEMS = pa.schema(
     [
@@ -44,6 +44,33 @@ def block(start: int, n: int, worker: int = 0) -> dict[str, np.ndarray]:
         "consumed_ns": seq * 10 + 7,
         "state": (seq % 5).astype(np.int8),
     }
+
+
+
+@pytest.mark.parametrize("column, type_", [
+    (np.array([-3, 0, 2**40], np.int64), pa.int64()),
+    (np.array([7, -1], np.int32), pa.int32()),
+    (np.array([1, 4], np.int8), pa.int8()),
+    (np.array([0.5, np.nan, -np.inf]), pa.float64()),
+    (np.arange(10, dtype=np.int64)[::3], pa.int64()),  # a strided view
+    (np.array([1, 2], np.int32), pa.int64()),  # a widening cast
+    (np.array(["global", "local", "wörker", ""], dtype=object), pa.string()),
+    (np.empty(0, object), pa.int32()),
+    (np.empty(0, object), pa.string()),
+])
+def test_arrow_array_built_on_buffers_is_what_pa_array_makes(column, type_):
+    built = arrow_array(column, type_)
+    built.validate(full=True)
+    expected = pa.array(column, type=type_)
+    def values(array):
+        return [x if x == x else "nan" for x in array.to_pylist()]  # NaN equal to itself
+
+    assert built.type == type_ and built.null_count == 0 and values(built) == values(expected)
+
+
+def test_arrow_array_leaves_a_narrowing_cast_to_pyarrow():
+    with pytest.raises(pa.ArrowInvalid):
+        arrow_array(np.array([2**40], np.int64), pa.int32())
 
 
 def test_parts_read_back_as_one_table_in_order(tmp_path):
