@@ -32,7 +32,7 @@ class Books:
         self.control = control
         self.n = n_workers
         self.counts = counts
-        """The recorder: ``count(state)`` of the items recorded in each state."""
+        """The recorder: ``count(state)`` of the items recorded in each state, and ``taken`` (consumed or evicted)."""
         self.slots = {f: [protocol.worker_slot(w, f) for w in range(n_workers)] for f in COUNTERS}
         self._forwarded_slots = strided_view(control, protocol.worker_slot(0, protocol.FORWARDED),
                                              protocol.WORKER_SLOTS, n_workers)

@@ -163,6 +163,8 @@ class Chief:
         end_ns = None if s.run.duration_s is None else self.t0 + int(s.run.duration_s * 1e9)
         items_target = s.run.items
         rounds_limit = self.rounds_limit
+        take_all = take_batch == 0
+        echo = intake.echo is not None
         evict = self.bound is not None and s.queue.on_full == "drop_oldest"
         delay_s = s.faults.chief_delay_s
         housekeeping_ns = int(HOUSEKEEPING_S * 1e9)
@@ -205,8 +207,9 @@ class Chief:
             depth = books.global_depth()
             books.observe(now_ns(), depth)
             if depth > threshold:
-                intake.round = self.rounds
-                intake.take(depth if take_batch == 0 else min(take_batch, depth), end_ns, observed=True)
+                if echo:
+                    intake.round = self.rounds
+                intake.take(depth if take_all or depth < take_batch else take_batch, end_ns, observed=True)
             elif not interval_ns:
                 # Checking "at once" must not mean spinning on the counters: sleep in the design
                 # until something arrives (or housekeeping is due).
