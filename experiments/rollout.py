@@ -18,12 +18,14 @@ It prints the median transitions/s of each line with its ratios, the workers' bu
 the chief's CPU share of each chiefbench line, then the targets: with 2 workers on shm_ring at least
 TARGET_TRANSITIONS_PER_S, and TARGET_VS_VECTOR_ENV x the one-process vector env of the same total envs;
 where one is missed, the ceiling the measured vector env rates put on it. Needs the extra:
-pip install 'chiefbench[rollout]'. Results: outputs/experiments/rollout/<time>/runs.csv and table.csv.
+pip install 'chiefbench[rollout]'. Results: outputs/experiments/rollout/<time>/runs.csv, table.csv and
+machine.json (the command and the machine's metadata).
 """
 
 import argparse
 import datetime
-import statistics
+import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +33,7 @@ import pandas as pd
 import framework
 from framework.config.validate import to_spec
 from framework.errors import ConfigError
+from framework.metadata import machine_metadata
 from framework.payloads.rollout import async_vector_env_steps_per_s, single_env_steps_per_s, vector_env_steps_per_s
 
 TARGET_TRANSITIONS_PER_S = 2_000_000
@@ -112,6 +115,9 @@ def main() -> None:
     df.to_csv(out / "runs.csv", index=False)
     table = summarise(df, args.vector_envs)
     table.to_csv(out / "table.csv")
+    (out / "machine.json").write_text(json.dumps(
+        {"command": " ".join(["python", "experiments/rollout.py", *sys.argv[1:]]), "repeats": args.repeats,
+         "duration_s": args.duration, **machine_metadata(spec.run.start_method)}, indent=2, default=str))
     with pd.option_context("display.width", 220, "display.max_columns", None,
                            "display.float_format", "{:,.2f}".format):
         print(f"\nmedians of {args.repeats} (ratios of medians, all measured in this invocation; busy / blocked: "
