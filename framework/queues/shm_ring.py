@@ -77,6 +77,7 @@ bare eventfd is not. Measured on 2 shared cores; revisit on a quiet machine.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import pickle
@@ -135,6 +136,12 @@ _NO_SHAPE = (0,) * MAX_ITEM_DIMS
 _SCALAR_ITEM_BYTES = _ITEM_SCALAR[_F64].size
 assert _SCALAR_ITEM_BYTES == _ITEM_SCALAR[_I64].size
 _SCALAR_ITEM_WORDS = _SCALAR_ITEM_BYTES // 8
+_RUN_LOOK = struct.Struct(f"={_SCALAR_ITEM_WORDS - 2 + 4}q")
+"""From word 2 of a one-number record: worker and seq, the rest of it, and the next record's first 4 words."""
+RUN_FIRST_SCAN = 64
+"""Records a run's first numpy look covers; a longer run is then read up to MAX_RUN_ITEMS."""
+MAX_RUN_ITEMS = 4096
+"""Most items of one run returned as one chunk (bounds a scan: a take asks for at most 1,024 items)."""
 _SCALAR_ITEM_META = frozenset((KIND_ITEM | _F64 << 8, KIND_ITEM | _I64 << 8))
 """The meta word of a one-number item record (ndim 0): runs of them may come back as one chunk."""
 ARRAYS_HEADER_WORDS = 6
@@ -542,17 +549,24 @@ class _ShmConsumer(ConsumerEnd):
         avail = min(ring.pos.item(_Ring.W) - read, ring.capacity - offset) // _SCALAR_ITEM_BYTES
         if avail < 2:
             return None
-        w = offset // _WORD
-        rows = ring.words[w: w + avail * _SCALAR_ITEM_WORDS].reshape(avail, _SCALAR_ITEM_WORDS)
-        first = rows[0]
-        same = (rows[:, 0] == _SCALAR_ITEM_BYTES) & (rows[:, 1] == meta) & (rows[:, 2] == first[2]) \
-            & (rows[:, 3] == np.arange(first[3], first[3] + avail))  # a PAD marker or a gap ends the run
-        n = avail if same.all() else int(same.argmin())
-        if n < 2:
-            return None
+        look = _RUN_LOOK.unpack_from(ring.data, offset + 2 * _WORD)
+        worker, seq = look[0], look[1]
+        size, meta2, worker2, seq2 = look[-4:]
+        if size != _SCALAR_ITEM_BYTES or meta2 != meta or worker2 != worker or seq2 != seq + 1:
+            return None  # one look at the next record first: a run of one costs no numpy
+        words, w = ring.words, offset // _WORD
+        # Short runs cost a short scan: look at RUN_FIRST_SCAN records, then up to MAX_RUN_ITEMS.
+        for limit in (RUN_FIRST_SCAN, MAX_RUN_ITEMS):
+            scan = min(avail, limit)
+            rows = words[w: w + scan * _SCALAR_ITEM_WORDS].reshape(scan, _SCALAR_ITEM_WORDS)
+            same = (rows[:, 0] == _SCALAR_ITEM_BYTES) & (rows[:, 1] == meta) & (rows[:, 2] == worker) \
+                & (rows[:, 3] == np.arange(seq, seq + scan))  # a PAD marker or a gap ends the run
+            n = scan if same.all() else int(same.argmin())
+            if n < scan or scan == avail:
+                break
         rows = rows[:n] if lend else rows[:n].copy()
         values = rows[:, 11].view(np.float64) if (meta >> 8) & 0xFF == _F64 else rows[:, 11]
-        return Chunk(int(first[2]), int(first[3]), rows[:, 10], rows[:, 5], values)
+        return Chunk(worker, seq, rows[:, 10], rows[:, 5], values)
 
     @staticmethod
     def _read_arrays(ring: _Ring, offset: int, k: int, lend: bool) -> tuple:
@@ -705,6 +719,11 @@ class _RawShmRing:
     def sender(self, index: int, item: Any, batch: int) -> Any:
         producer, items = self.design.producer(index), copies(item, batch)
         if batch == 1:
+            if type(item) is tuple and len(item) == 5:
+                # Each item its own seq, as a worker's: runs of them are read as the chief reads them.
+                w, _, c, f, v = item
+                seqs = itertools.count()
+                return lambda: producer.put((w, next(seqs), c, f, v))
             return lambda: producer.put(items[0])
         return lambda: producer.put_many(items)
 
