@@ -102,6 +102,11 @@ def test_a_fragment_larger_than_the_ring_is_refused_before_the_run():
         to_spec(compose(["payload=rollout", "queue=shm_ring", "payload.envs_per_worker=256",
                          "queue.buffer_bytes=65536"]))
     assert exc.value.key == "queue.buffer_bytes" and "at least" in str(exc.value)
+    # Larger than half of the largest ring sized from the payload: refused too, with the ways out.
+    with pytest.raises(ConfigError) as exc:
+        to_spec(compose(["payload=rollout", "queue=shm_ring", "payload.envs_per_worker=60000",
+                         "payload.fragment_length=128"]))
+    assert exc.value.key == "queue.buffer_bytes" and "payload.envs_per_worker" in str(exc.value)
 
 
 def test_a_small_ring_wraps_many_times_and_hands_back_every_slot():

@@ -653,6 +653,13 @@ class ShmRingDesign(QueueDesign):
     @classmethod
     def check(cls, spec: Any, sizes: Sizes) -> None:
         q, w = spec.queue, spec.workers
+        auto = ring_bytes_for(QueueSettings("shm_ring", 0, None, message_bytes_hint=sizes.message_bytes))
+        require(q.buffer_bytes is not None or 2 * sizes.message_bytes <= auto, "queue.buffer_bytes", None,
+                f"a message of workers.forward_batch={w.forward_batch} items of {sizes.item_bytes:,} bytes needs "
+                f"about {sizes.message_bytes:,} bytes, over half of the largest ring sized from the payload "
+                f"({MAX_AUTO_RING_BYTES:,} bytes per worker)", "lower workers.forward_batch or the item's size "
+                f"(payload.shape, payload.fragment_length x payload.envs_per_worker), or set `queue.buffer_bytes` "
+                f"to at least {2 * sizes.message_bytes}")
         require(q.buffer_bytes is None or 2 * sizes.message_bytes <= q.buffer_bytes, "queue.buffer_bytes",
                 q.buffer_bytes, f"a message of workers.forward_batch={w.forward_batch} items of {sizes.item_bytes:,} "
                 f"bytes needs about {sizes.message_bytes:,} bytes and may use at most half of each worker's ring",
