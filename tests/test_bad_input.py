@@ -47,7 +47,7 @@ SAFE_KEYS = {o.split("=")[0] for o in SAFE}
 
 
 @pytest.mark.timeout(300)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(overrides=OVERRIDES)
 def test_random_overrides_run_or_fail_clearly(tmp_path_factory, overrides):
     overrides = [o for o in overrides if o.split("=")[0] not in SAFE_KEYS]
@@ -78,7 +78,7 @@ def test_random_overrides_run_or_fail_clearly(tmp_path_factory, overrides):
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(overrides=OVERRIDES)
 def test_random_overrides_on_the_command_line(tmp_path_factory, overrides):
     """The same through the real command: Hydra's parser too must not end in a traceback."""
