@@ -71,8 +71,6 @@ BLOCK_BYTES = 1 << 20
 
 def blocks_enabled(interval_s: float, local_queue: str, payload: Any) -> bool:
     """Whether a worker with these settings generates in blocks (see the module docstring)."""
-    import numpy as np
-
     return interval_s == 0 and local_queue == "deque" and \
         make_block_source(payload, np.random.default_rng(0)) is not None
 
@@ -301,6 +299,21 @@ def _loop(spec: WorkerSpec, st: _State, local: Any, source: Any, transform: Any,
             control[slot_hb] = now_ns()
 
 
+def _beat(spec: WorkerSpec, st: _State, control: Any, now: int, next_beat: int, fault_ns: int,
+          chief_alive: Any) -> int:
+    """A per-block (or per-fragment) loop's housekeeping: the heartbeat and a look at the chief every
+    HEARTBEAT_NS, and the injected fault when due; returns when the next beat is due. (``_loop`` inlines the
+    same lines: it runs them once per item.)"""
+    if now >= next_beat:
+        control[st.slot_heartbeat] = now
+        next_beat = now + HEARTBEAT_NS
+        if not chief_alive():
+            raise _ChiefGone
+    if now >= fault_ns:
+        _inject(spec.fault[0], chief_alive)
+    return next_beat
+
+
 def in_place_rules(interval_s: float, local_threshold: int, forward_batch: int, forward_deadline_s: float | None,
                    transform_name: str, bound: int | None) -> bool:
     """The worker settings under which an item may be written in place: each item leaves as it is made."""
@@ -332,13 +345,7 @@ def _loop_in_place(spec: WorkerSpec, st: _State, source: Any, producer: Any, con
                                                               st.slot_forwarded, st.slot_blocked)
     while not control[protocol.STOP]:
         now = now_ns()
-        if now >= next_beat:
-            control[slot_hb] = now
-            next_beat = now + HEARTBEAT_NS
-            if not chief_alive():
-                raise _ChiefGone
-        if now >= fault_ns:
-            _inject(spec.fault[0], chief_alive)
+        next_beat = _beat(spec, st, control, now, next_beat, fault_ns, chief_alive)
         if limit is not None and st.seq >= limit:
             time.sleep(SLEEP_SLICE_S)  # done producing: wait for the chief's stop, still beating
             continue
@@ -460,13 +467,7 @@ def _loop_blocks(spec: WorkerSpec, st: _State, local: _Columns, block_source: An
     try:
         while not control[protocol.STOP]:
             now = now_ns()
-            if now >= next_beat:
-                control[slot_hb] = now
-                next_beat = now + HEARTBEAT_NS
-                if not chief_alive():
-                    raise _ChiefGone
-            if now >= fault_ns:
-                _inject(spec.fault[0], chief_alive)
+            next_beat = _beat(spec, st, control, now, next_beat, fault_ns, chief_alive)
             if limit is not None and st.seq >= limit:
                 time.sleep(SLEEP_SLICE_S)  # done producing: wait for the chief's stop, still beating
                 continue

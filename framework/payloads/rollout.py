@@ -460,6 +460,19 @@ def _check_vector_env(payload: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------ reference rates
+def _steps_per_s(run_block: Any, steps_per_block: int, duration_s: float) -> float:
+    """Transitions/s of ``run_block()`` (``steps_per_block`` transitions a call) called for ``duration_s``: the
+    clock is read once per block."""
+    steps, start = 0, time.perf_counter()
+    end = start + duration_s
+    while True:
+        run_block()
+        steps += steps_per_block
+        now = time.perf_counter()
+        if now >= end:
+            return steps / (now - start)
+
+
 def single_env_steps_per_s(env_id: str = "CartPole-v1", duration_s: float = 3.0, seed: int = 0,
                            fragment_length: int = 64, env_kwargs: Any = None, work_us: float = 0.0,
                            policy: str = "random") -> float:
@@ -468,16 +481,12 @@ def single_env_steps_per_s(env_id: str = "CartPole-v1", duration_s: float = 3.0,
     process."""
     env_source = RolloutSource(env_id, fragment_length, worker_stream(seed, 0), env_kwargs, policy=policy)
     source = with_cpu_cost(env_source, work_us) if work_us else env_source
+    def fragments() -> None:
+        for _ in range(_REF_CHECK_EVERY_FRAGMENTS):
+            source()
+
     try:
-        steps, start = 0, time.perf_counter()
-        end = start + duration_s
-        while True:
-            for _ in range(_REF_CHECK_EVERY_FRAGMENTS):
-                source()
-            steps += _REF_CHECK_EVERY_FRAGMENTS * fragment_length
-            now = time.perf_counter()
-            if now >= end:
-                return steps / (now - start)
+        return _steps_per_s(fragments, _REF_CHECK_EVERY_FRAGMENTS * fragment_length, duration_s)
     finally:
         env_source.close()
 
@@ -492,21 +501,19 @@ def vector_env_steps_per_s(env_id: str = "CartPole-v1", n_envs: int = 256, durat
     try:
         obs_shape, _ = _space_layout(env.single_observation_space)
         chooser = make_policy(policy, obs_shape, env.single_action_space, rng)
-        obs, _ = env.reset(seed=int(rng.integers(SEED_HIGH)))
+        obs = env.reset(seed=int(rng.integers(SEED_HIGH)))[0]
         step = env.step
-        steps, start = 0, time.perf_counter()
-        end = start + duration_s
-        while True:
+
+        def block() -> None:
+            nonlocal obs
             if chooser.per_step:
                 for _ in range(steps_per_block):
-                    obs, *_ = step(chooser(obs))
+                    obs = step(chooser(obs))[0]
             else:
                 for actions in chooser.block(steps_per_block, n_envs):
                     step(actions)
-            steps += steps_per_block * n_envs
-            now = time.perf_counter()
-            if now >= end:
-                return steps / (now - start)
+
+        return _steps_per_s(block, steps_per_block * n_envs, duration_s)
     finally:
         env.close()
 
@@ -541,14 +548,11 @@ def async_vector_env_steps_per_s(env_id: str = "CartPole-v1", n_envs: int = 2, d
     try:
         draw = _action_sampler(envs.single_action_space, rng)
         envs.reset(seed=int(rng.integers(SEED_HIGH)))
-        steps, start = 0, time.perf_counter()
-        end = start + duration_s
-        while True:
+
+        def block() -> None:
             for _ in range(_REF_CHECK_EVERY_VECTOR_STEPS):
                 envs.step(draw(n_envs))
-            steps += _REF_CHECK_EVERY_VECTOR_STEPS * n_envs
-            now = time.perf_counter()
-            if now >= end:
-                return steps / (now - start)
+
+        return _steps_per_s(block, _REF_CHECK_EVERY_VECTOR_STEPS * n_envs, duration_s)
     finally:
         envs.close()

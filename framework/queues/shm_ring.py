@@ -147,7 +147,7 @@ _SCALAR_ITEM_META = frozenset((KIND_ITEM | _F64 << 8, KIND_ITEM | _I64 << 8))
 ARRAYS_HEADER_WORDS = 6
 """length, meta, worker, seq, created_ns, forwarded_ns: then one descriptor per array."""
 ARRAY_DESCRIPTOR_WORDS = 1 + MAX_ITEM_DIMS
-_ARRAYS_STAMPS = struct.Struct("=4q")
+_ARRAYS_HEADER = struct.Struct(f"={ARRAYS_HEADER_WORDS}q")
 _PICKLE = pickle.dumps
 _LOADS = pickle.loads
 
@@ -377,11 +377,8 @@ class _ShmProducer(ProducerEnd):
     def commit_arrays(self, layout: ArraysLayout, worker: int, seq: int, created_ns: int, forwarded_ns: int) -> None:
         """Publish the item reserved by ``reserve_arrays``, stamped."""
         data, offset = self._ring.data, self._arrays_at
-        words = self._ring.words
-        w = offset // _WORD
-        words[w] = layout.size
-        words[w + 1] = KIND_ARRAYS | len(layout.columns) << 8
-        _ARRAYS_STAMPS.pack_into(data, offset + 2 * _WORD, worker, seq, created_ns, forwarded_ns)
+        _ARRAYS_HEADER.pack_into(data, offset, layout.size, KIND_ARRAYS | len(layout.columns) << 8, worker, seq,
+                                 created_ns, forwarded_ns)
         descriptors, values = layout.descriptors
         descriptors.pack_into(data, offset + ARRAYS_HEADER_WORDS * _WORD, *values)
         self._commit()
@@ -572,7 +569,7 @@ class _ShmConsumer(ConsumerEnd):
     def _read_arrays(ring: _Ring, offset: int, k: int, lend: bool) -> tuple:
         """A ``KIND_ARRAYS`` record as ``(worker, seq, created_ns, forwarded_ns, (array, ...))``."""
         data, words = ring.data, ring.words
-        worker, seq, created, forwarded = _ARRAYS_STAMPS.unpack_from(data, offset + 2 * _WORD)
+        _, _, worker, seq, created, forwarded = _ARRAYS_HEADER.unpack_from(data, offset)
         w = offset // _WORD + ARRAYS_HEADER_WORDS
         at = offset + _WORD * (ARRAYS_HEADER_WORDS + ARRAY_DESCRIPTOR_WORDS * k)
         arrays = []
