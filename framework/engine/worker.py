@@ -420,6 +420,18 @@ class _Columns:
         self._len -= n
         return seq0, created, values
 
+    def take_one(self) -> tuple[int, int, Any]:
+        """The oldest item: (seq, created_ns, value), without slicing its block (one item per put)."""
+        block = self._blocks[0]
+        start = block[3]
+        values = block[2]
+        value = values.item(start) if values.ndim == 1 else values[start]
+        block[3] = start + 1
+        if start + 1 == len(values):
+            self._blocks.popleft()
+        self._len -= 1
+        return block[0] + start, block[1].item(start), value
+
     def put_back(self, seq0: int, created: np.ndarray, values: np.ndarray) -> None:
         self._blocks.appendleft([seq0, created, values, 0])
         self._len += len(values)
@@ -473,6 +485,8 @@ def _loop_blocks(spec: WorkerSpec, st: _State, local: _Columns, block_source: An
                 continue
             k = block_items if limit is None else min(block_items, limit - st.seq)
             values = block_source(k)
+            # One number per item and no admission to ask: a forward of one item takes no slice.
+            one_number = bound is None and values.ndim == 1
             # One stamp per block: every item of it was created by this one call.
             local.push(st.seq, np.full(k, now, np.int64), values)
             pending = k
@@ -497,6 +511,17 @@ def _loop_blocks(spec: WorkerSpec, st: _State, local: _Columns, block_source: An
                 pending -= appends
                 control[slot_produced] = st.seq
                 n = min(batch_size, length)
+                if n == 1 and one_number:
+                    # One number per put (the original shape): no slices, no arrays, one tuple.
+                    seq0, created0, v = local.take_one()
+                    length -= 1
+                    message = (wid, seq0, created0, now_ns(), v if transform is None else transform(v))
+                    st.forwarded += 1
+                    control[slot_forwarded] = st.forwarded
+                    control[slot_hb] = protocol.IN_PUT
+                    put(message)
+                    control[slot_hb] = now_ns()
+                    continue
                 seq0, created, taken = local.take(n)
                 if bound is not None and not _admit(
                         spec, st, control, n, lambda: list(zip(range(seq0, seq0 + n), created.tolist())),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import queue
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -421,7 +422,7 @@ def test_take_stops_at_the_end_of_the_run_and_when_interrupted():
     rig.forwarded(0, 5)
     rig.intake.take(5, end_ns=time.monotonic_ns() - 1)
     assert rig.recorder.count(CONSUMED) == 0 and rig.consumer.get_calls == []
-    rig.intake.interrupted = lambda: True
+    rig.intake.interrupts = SimpleNamespace(count=1)
     rig.intake.take(5, None)
     assert rig.recorder.count(CONSUMED) == 0 and rig.consumer.get_calls == []
 

@@ -27,6 +27,13 @@ TAKE_CHUNK_ITEMS = 1024
 """Most items asked of one get_many: bounds how long one call can overrun the run's end."""
 
 
+class _NoInterrupts:
+    count = 0
+
+
+_NO_INTERRUPTS = _NoInterrupts()
+
+
 class Intake:
     """Takes from the design's consumer end and records what it takes."""
 
@@ -42,7 +49,8 @@ class Intake:
         """Called with a line per consumed item (the original program printed them); None = silent."""
         self.held: list = []
         """Messages received but not yet taken: the rest of a chunk the rule did not ask for."""
-        self.interrupted: Callable[[], bool] = lambda: False
+        self.interrupts: Any = _NO_INTERRUPTS
+        """The chief's Ctrl-C counter (``count``): a take stops early once it is non-zero."""
         self.round = 0
 
     def receive(self, max_items: int, state: int, stamp_consumed: bool, observed: bool = False) -> tuple[int, list]:
@@ -152,8 +160,9 @@ class Intake:
         caller observed the depth just now (``Books.observe``), so the first get need not again."""
         got = 0
         deadline = None  # set when nothing comes: a take that keeps receiving pays no clock read for it
+        interrupts = self.interrupts
         while got < n and (end_ns is None or time.monotonic_ns() < end_ns):
-            if self.interrupted():
+            if interrupts.count:
                 break  # the loop raises at its next safe point; what was taken is recorded
             try:
                 count, received = self.receive(min(n - got, TAKE_CHUNK_ITEMS), CONSUMED, True, observed)
