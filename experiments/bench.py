@@ -30,7 +30,10 @@ this one process, one configuration at a time:
    size (median of several), the physical limit for moving those bytes.
 5. **Latency and idle cost**: 2 workers at 500 items/s each (``workers.interval_s=0.002``, one item per put),
    the chief reacting at once; end-to-end p50/p99 and the CPU share of a core used by the chief and by each
-   worker (cpu_s / wall_s of each process, as the runner records them).
+   worker (cpu_s / wall_s of each process, as the runner records them). Beside them, in each repeat, the
+   machine's floor (``bare_wake``, ``framework.queues.rawloop.wake_reference``): 2 processes writing a stamp
+   into a pipe at the same rate, read by a process sleeping in ``select`` as shm_ring's chief does; its
+   wake-up latency and CPU are what no chief on this machine can beat.
 6. **The chief's check cost** at ``chief.take_batch=1``, in this process: the chief's own check loop
    (``Chief.loop`` with its ``Intake``, ``Books`` and a ``Recorder`` without a directory) against a fake
    consumer that hands one prepared item per ``get_many`` at once, minus the bare cost of that fake get.
@@ -98,6 +101,8 @@ TARGET_ROLLOUT_TRANSITIONS_PER_S = 2_000_000
 TARGET_ROLLOUT_VS_VECTOR_ENV = 1.3
 """...times Gymnasium's vector env of the same total envs stepping alone in one process."""
 TARGET_P99_MS = 0.1
+WAKE_REFERENCE = "bare_wake"
+"""The latency table's reference row: the bare wake-up of a process sleeping in select, at the same rate."""
 TARGET_IDLE_CPU_PERCENT = 5.0
 TARGET_CHECK_US = 2.0
 FAST_DESIGN = "shm_ring"
@@ -582,11 +587,17 @@ def latency_table(designs: list[str], args: argparse.Namespace, out: Path) -> pd
                      f"run.duration_s={args.latency_duration}", f"run.warmup_s={warmup}", "run.start_method=fork",
                      "run.progress=false", "run.print_items=false"]
         specs[d] = (to_spec(compose(overrides)), overrides)
+    wakes: list[dict] = []
     for k in range(args.repeats):
+        wakes.append(_wake_reference(args.latency_duration))
         for i, d in enumerate(designs):
             spec, overrides = specs[d]
             runs[d].append(run_one(spec, out / "latency" / str(i) / f"repeat-{k}", overrides))
-    rows = []
+    ok_wakes = [w for w in wakes if w]
+    rows = [{"design": WAKE_REFERENCE, "runs": len(wakes), "ok": len(ok_wakes),
+             "items_per_s": med([w["messages_per_s"] for w in ok_wakes]),
+             "p50_ms": med([w["p50_us"] / 1000 for w in ok_wakes]), "p99_ms": med([w["p99_us"] / 1000 for w in ok_wakes]),
+             "chief_cpu_percent": med([w["cpu_percent"] for w in ok_wakes]), "worker_cpu_percent": math.nan}]
     for d in designs:
         ok = [s for s in runs[d] if s.get("status") == "ok"]
         rows.append({"design": d, "runs": len(runs[d]), "ok": len(ok),
@@ -595,6 +606,17 @@ def latency_table(designs: list[str], args: argparse.Namespace, out: Path) -> pd
                      "chief_cpu_percent": med([cpu_percent(s, "chief") for s in ok]),
                      "worker_cpu_percent": med([cpu_percent(s, "worker") for s in ok])})
     return pd.DataFrame(rows)
+
+
+def _wake_reference(duration_s: float) -> dict:
+    """The bare wake-up at the latency runs' rate (framework.queues.rawloop.wake_reference); {} if it failed."""
+    from framework.queues.rawloop import wake_reference
+
+    try:
+        return wake_reference(2, LATENCY_RATE_INTERVAL_S, duration_s)
+    except Exception:  # noqa: BLE001 - a missing reference is a missing row, not a failed bench
+        print(f"bench: the bare wake reference failed:\n{traceback.format_exc()}", file=sys.stderr)
+        return {}
 
 
 def per_put_table(jobs: list[dict], specs: dict, sizes: dict) -> pd.DataFrame:
@@ -779,7 +801,8 @@ def format_table(table: pd.DataFrame) -> str:
 def format_latency(latency: pd.DataFrame) -> str:
     head = f"{'design':>14} {'items/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'chief CPU %':>11} {'worker CPU %':>12}"
     lines = ["latency and idle cost (2 workers, 1,000 items/s in all, the chief reacting at once; CPU % of one core, "
-             "the busiest worker)", head, "-" * len(head)]
+             f"the busiest worker; {WAKE_REFERENCE}: 2 processes writing a stamp into a pipe at the same rate, read "
+             "by a process sleeping in select: this machine's floor)", head, "-" * len(head)]
     for r in latency.itertuples():
         lines.append(f"{r.design:>14} {_num(r.items_per_s, ',.0f'):>9} {_num(r.p50_ms, '.3f'):>8} "
                      f"{_num(r.p99_ms, '.3f'):>8} {_num(r.chief_cpu_percent, '.1f'):>11} "
@@ -850,6 +873,16 @@ def format_check_cost(check: dict) -> str:
     return "\n".join(lines)
 
 
+def _wake_floor(latency: pd.DataFrame) -> str:
+    """The bare wake reference's figures, for the 1,000 items/s target's line."""
+    rows = latency[latency.design == WAKE_REFERENCE]
+    if not len(rows) or math.isnan(rows.iloc[0].p99_ms):
+        return ""
+    r = rows.iloc[0]
+    return (f"; the bare wake-up on this machine: p99 {_num(r.p99_ms * 1000, '.0f')} us, "
+            f"{_num(r.chief_cpu_percent, '.1f')} % of a core")
+
+
 def check_targets(table: pd.DataFrame, latency: pd.DataFrame, memcpy: dict, vector_env: float | None,
                   fw_raw: pd.DataFrame, rankings: list[dict], check: dict) -> list[dict]:
     """The design targets next to what this run measured; met is None where the run could not tell."""
@@ -897,7 +930,7 @@ def check_targets(table: pd.DataFrame, latency: pd.DataFrame, memcpy: dict, vect
         out.append(entry(f"{FAST_DESIGN} at 1,000 items/s", wanted, r.p99_ms + r.chief_cpu_percent,
                          bool(r.p99_ms < TARGET_P99_MS and r.chief_cpu_percent < TARGET_IDLE_CPU_PERCENT),
                          f"p99 {_num(r.p99_ms * 1000, '.0f')} us, chief {_num(r.chief_cpu_percent, '.1f')} % "
-                         f"(worker {_num(r.worker_cpu_percent, '.1f')} %)"))
+                         f"(worker {_num(r.worker_cpu_percent, '.1f')} %)" + _wake_floor(latency)))
     else:
         out.append(entry(f"{FAST_DESIGN} at 1,000 items/s", wanted, math.nan, None, "-"))
     v = check.get("chief_us_per_check", math.nan)

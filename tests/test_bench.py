@@ -46,8 +46,9 @@ def test_bench_tiny_prints_and_writes_its_tables(tmp_path, capsys):
         assert row[column] > 0 and math.isfinite(row[column]), column
     assert math.isnan(row.vs_mp_queue)  # mp_queue was not run
     latency = pd.read_csv(out / "bench_latency.csv")
-    assert list(latency.design) == ["pipe"]
-    assert (latency[["p50_ms", "p99_ms", "chief_cpu_percent", "worker_cpu_percent"]] > 0).all(axis=None)
+    assert list(latency.design) == ["bare_wake", "pipe"]  # the machine's floor first, then each design
+    assert (latency[["p50_ms", "p99_ms", "chief_cpu_percent"]] > 0).all(axis=None)
+    assert latency.set_index("design").loc["pipe", "worker_cpu_percent"] > 0
     # One item per put: take_batch 1 and 0 (all), each next to its raw primitive.
     per_put = pd.read_csv(out / "bench_per_put.csv")
     assert sorted(per_put.take_batch) == [0, 1] and set(per_put.design) == {"pipe"}
