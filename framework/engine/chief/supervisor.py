@@ -264,11 +264,11 @@ class Supervisor:
                 p.kill()
                 p.join()
 
-    def process_rows(self, t0: int, cpu0: float) -> list[dict]:
-        """Wall and CPU time of the chief and of every worker process (from its end-of-stream)."""
+    def process_rows(self, t0: int, chief_cpu_s: float, chief_end_ns: int) -> list[dict]:
+        """Wall and CPU time of the chief (from the start barrier ``t0`` to ``chief_end_ns``, the end of its
+        shutdown) and of every worker process (from its end-of-stream)."""
         rows = [{"role": "chief", "worker": -1, "incarnation": 0, "pid": os.getpid(),
-                 "wall_s": (time.monotonic_ns() - t0) / 1e9 if t0 else 0.0,
-                 "cpu_s": time.process_time() - cpu0, "exitcode": None}]
+                 "wall_s": (chief_end_ns - t0) / 1e9 if t0 else 0.0, "cpu_s": chief_cpu_s, "exitcode": None}]
         for p in self.all_processes():
             w = int(p.name.rsplit("-", 1)[1])
             k = next((k for (ww, k), r in self.reports.items() if ww == w and r.pid == p.pid), None)
