@@ -95,18 +95,27 @@ class Chunk:
     def split(self, k: int) -> tuple[Chunk, Chunk]:
         """The first ``k`` items and the rest (the chief takes exactly what its rule asks for)."""
         f = self.forwarded_ns
-        head_f, tail_f = (f, f) if type(f) is int else (f[:k], f[k:])
-        return (Chunk(self.worker, self.seq0, self.created_ns[:k], head_f, self.values[:k]),
-                Chunk(self.worker, self.seq0 + k, self.created_ns[k:], tail_f, self.values[k:]))
+        head_f = f if type(f) is int else f[:k]
+        return Chunk(self.worker, self.seq0, self.created_ns[:k], head_f, self.values[:k]), self.rest(k)
 
-    def tuples(self) -> list[tuple]:
-        """The same items as item tuples (for printing and for the rare per-item path)."""
+    def rest(self, k: int) -> Chunk:
+        """The items after the first ``k``."""
+        f = self.forwarded_ns
+        return Chunk(self.worker, self.seq0 + k, self.created_ns[k:], f if type(f) is int else f[k:],
+                     self.values[k:])
+
+    def tuples(self, k: int | None = None) -> list[tuple]:
+        """The same items (the first ``k`` of them) as item tuples: for printing, and for a take of a few items
+        of a long chunk, which costs less as tuples than as a chunk of its own."""
         w, s0, f = self.worker, self.seq0, self.forwarded_ns
-        values = self.values
+        values, created = self.values, self.created_ns
+        if k is not None:
+            values, created = values[:k], created[:k]
+            f = f if type(f) is int else f[:k]
         if isinstance(values, np.ndarray):
             values = values.tolist() if values.ndim == 1 else list(values)  # numbers, or one array per item
-        stamps = [f] * len(self) if type(f) is int else np.asarray(f).tolist()
-        return [(w, s0 + i, c, fi, v) for i, (c, fi, v) in enumerate(zip(self.created_ns.tolist(), stamps, values))]
+        stamps = [f] * len(created) if type(f) is int else np.asarray(f).tolist()
+        return [(w, s0 + i, c, fi, v) for i, (c, fi, v) in enumerate(zip(created.tolist(), stamps, values))]
 
 
 @dataclass

@@ -25,6 +25,9 @@ HOUSEKEEPING_S = 0.05
 """How often the chief samples depth, checks its workers and refreshes progress while idle."""
 TAKE_CHUNK_ITEMS = 1024
 """Most items asked of one get_many: bounds how long one call can overrun the run's end."""
+TUPLE_TAKE_ITEMS = 4
+"""A take of at most this many items of a longer chunk records them as item tuples (about 2 us less per
+take at chief.take_batch=1 than a chunk of their own, whose recording makes a few numpy arrays)."""
 
 
 class _NoInterrupts:
@@ -108,8 +111,13 @@ class Intake:
                     chunks.append(message)
                     room -= len(message)
                 else:
-                    head, tail = message.split(room)
-                    chunks.append(head)
+                    if room <= TUPLE_TAKE_ITEMS and not chunks:
+                        # A few items of a long chunk: as tuples, recorded (before any chunk) in arrival order.
+                        items.extend(message.tuples(room))
+                        tail = message.rest(room)
+                    else:
+                        head, tail = message.split(room)
+                        chunks.append(head)
                     room = 0
                     self.held = [tail, *batch[i + 1:]]
                     break
