@@ -256,6 +256,8 @@ class PipeDesign(_BufferedDesign):
         self._writers = [w for _, w in pairs]
         # The consumer's wait set; shrinks as producers hang up.
         self._live = list(self._readers)
+        self._ready: collections.deque[Any] = collections.deque()
+        """Messages read after one wait from every pipe it found ready, not yet returned."""
         self._closed = False
 
     def producer(self, worker_id: int) -> ProducerEnd:
@@ -276,24 +278,29 @@ class PipeDesign(_BufferedDesign):
         return _PipeProducer(writer)  # the chief's copy closes in the next producers_started()
 
     def _recv(self, timeout: float | None) -> Any:
+        if self._ready:
+            return self._ready.popleft()
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._live:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready = wait(self._live, remaining)
             if not ready:
                 raise queue.Empty
-            conn = ready[0]
-            try:
-                message = conn.recv()
-            except EOFError:
+            # One message from every ready pipe per wait (a wait is a selector and a syscall: as the bare
+            # loop does); each pipe stays FIFO.
+            for conn in ready:
+                try:
+                    self._ready.append(conn.recv())
+                except EOFError:
+                    self._live.remove(conn)
+                    conn.close()
+                    continue
+                # wait() reports ready pipes in wait-set order, so rotating the ones just
+                # read to the back stops a busy early producer from starving the rest.
                 self._live.remove(conn)
-                conn.close()
-                continue
-            # wait() reports ready pipes in wait-set order, so rotating the one just
-            # read to the back stops a busy early producer from starving the rest.
-            self._live.remove(conn)
-            self._live.append(conn)
-            return message
+                self._live.append(conn)
+            if self._ready:
+                return self._ready.popleft()
         raise queue.Empty
 
 
