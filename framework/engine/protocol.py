@@ -109,6 +109,9 @@ class Chunk:
         of a long chunk, which costs less as tuples than as a chunk of its own."""
         w, s0, f = self.worker, self.seq0, self.forwarded_ns
         values, created = self.values, self.created_ns
+        if k == 1:  # chief.take_batch=1 out of a run: no slices
+            value = values[0] if not isinstance(values, np.ndarray) or values.ndim > 1 else values.item(0)
+            return [(w, s0, created.item(0), f if type(f) is int else f.item(0), value)]
         if k is not None:
             values, created = values[:k], created[:k]
             f = f if type(f) is int else f[:k]
