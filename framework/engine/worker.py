@@ -473,6 +473,8 @@ def _loop_blocks(spec: WorkerSpec, st: _State, local: _Columns, block_source: An
     slot_hb, slot_produced, slot_forwarded = st.slot_heartbeat, st.slot_produced, st.slot_forwarded
     pending = 0
     """Items of the current block not yet appended in the per-item sense (not counted as produced)."""
+    straight_out = threshold == 0 and batch_size == 1 and deadline_ns is None
+    """workers.local_threshold=0, workers.forward_batch=1: each item is forwarded by itself as it is made."""
     materialise = transform is not None or not getattr(producer, "in_place", False)
     """A design that writes in place (shm_ring) copies a block source's broadcast view straight into its
     buffer; every other design, and a transform (in place on the arrays), gets contiguous arrays."""
@@ -487,6 +489,19 @@ def _loop_blocks(spec: WorkerSpec, st: _State, local: _Columns, block_source: An
             values = block_source(k)
             # One number per item and no admission to ask: a forward of one item takes no slice.
             one_number = bound is None and values.ndim == 1
+            if one_number and straight_out and not len(local):
+                # Every item leaves as it is made (the original shape at full speed): no local queue at all,
+                # the block's numbers read as Python numbers in one call, one put per item.
+                for v in values.tolist():
+                    seq = st.seq
+                    st.seq = seq + 1
+                    control[slot_produced] = seq + 1
+                    st.forwarded += 1
+                    control[slot_forwarded] = st.forwarded
+                    control[slot_hb] = protocol.IN_PUT
+                    put((wid, seq, now, now_ns(), v if transform is None else transform(v)))
+                    control[slot_hb] = now_ns()
+                continue
             # One stamp per block: every item of it was created by this one call.
             local.push(st.seq, np.full(k, now, np.int64), values)
             pending = k
