@@ -13,7 +13,10 @@ threshold / deadline rule is evaluated exactly as in ``_loop``, so the messages 
 which seqs), the counters, on_full and the leftovers are those of the per-item loop; only the created
 stamps are shared by a block, and the stop flag is read once per block. A forward of several items leaves
 as a ``Chunk`` of column slices (no tuple per item); a forward of one item is the item tuple, as before.
-The summary says which: ``created_stamps`` is ``per_block`` or ``per_item``.
+The summary says which: ``created_stamps`` is ``per_block`` or ``per_item``. When every item leaves by
+itself as it is made (``local_threshold=0``, ``forward_batch=1``, no deadline, no bound) and the items are
+numbers, the block skips the local queue: its numbers are read as Python numbers in one call, and the loop
+over them does only what one put per item needs (the counters, the in-put mark, the tuple, the put).
 
 Written in place (``_loop_in_place``): when the design's producer end writes in place (shm_ring) and
 the source fills preallocated columns (the rollout payload), and each item leaves as soon as it is made
