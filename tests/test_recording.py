@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from framework import hygiene
+from framework.cli.tools import collect_main
 from framework.layout import ITEMS_FILE, SUMMARY_FILE
 from framework.queues.catalog import designs
 from framework.results.collect import collect
@@ -83,7 +84,7 @@ def _chiefbench(*args: str, **kwargs) -> subprocess.Popen:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("design", designs("local"))
-def test_a_chief_killed_mid_run_leaves_readable_records_listed_as_crashed(tmp_path, design):
+def test_a_chief_killed_mid_run_leaves_readable_records_listed_as_crashed(tmp_path, capsys, design):
     run_dir = tmp_path / "run"
     proc = _chiefbench(*CAPACITY, f"queue={design}", "run.duration_s=60", f"hydra.run.dir={run_dir}",
                        cwd=tmp_path, start_new_session=True)
@@ -117,10 +118,10 @@ def test_a_chief_killed_mid_run_leaves_readable_records_listed_as_crashed(tmp_pa
     collected = collect(run_dir, write=False)
     row = collected.table.iloc[0]
     assert row["status"] == "crashed" and row["counts.recorded"] == len(items)
-    out = subprocess.run([sys.executable, "-c", "import sys; from framework.cli.tools import collect_main; "
-                          "sys.exit(collect_main(sys.argv[1:]))", str(run_dir), "--dry-run"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and "crashed" in out.stdout, out.stdout + out.stderr
+    # chiefbench-collect's entry point, in-process (tests/test_sweeps.py runs the installed command itself).
+    code = collect_main([str(run_dir), "--dry-run"])
+    out = capsys.readouterr()
+    assert code == 0 and "crashed" in out.out, out.out + out.err
 
 
 def _session_pids(sid: int) -> list[int]:
