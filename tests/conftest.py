@@ -22,6 +22,10 @@ _HELPERS = ("resource_tracker", "forkserver")
 
 FAST = ["workers.interval_s=0", "chief.interval_s=0", "chief.take_batch=0", "run.progress=false"]
 """Overrides for an as-fast-as-possible run that drains everything each check."""
+CAPACITY = [*FAST, "run.print_items=false", "run.start_method=fork"]
+"""A saturated run: workers and chief as fast as they go, nothing printed."""
+CAPACITY_RUN = [*CAPACITY, "run.duration_s=0.8", "run.warmup_s=0.2"]
+"""The saturated run that ``capacity_run`` shares: a 0.6 s window after 0.2 s of warm-up."""
 
 ROOT = Path(__file__).resolve().parent.parent
 """The checkout under test."""
@@ -141,6 +145,22 @@ def no_leftover_processes(tmp_path_factory, monkeypatch):
     assert not left_shm, f"shared-memory segments left: {left_shm}"
     leaked = leaked_temp(temp_before)
     assert not leaked, f"temporary directories left: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def capacity_run(tmp_path_factory):
+    """``capacity_run(design)``: one CAPACITY_RUN of ``design`` for the whole session, shared by the tests that
+    check different figures of it (its window and throughput, its histograms and Little's law). The first test
+    that asks for it runs it, inside its own call, so that its checks for leftovers cover the run."""
+    runs = {}
+
+    def _get(design):
+        if design not in runs:
+            runs[design] = framework.run([*CAPACITY_RUN, f"queue={design}"],
+                                         output_dir=tmp_path_factory.mktemp(f"capacity-{design}"), echo=lambda line: None)
+        return runs[design]
+
+    return _get
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_keep_the_results(tmp_path, signum, 
     while time.monotonic() < deadline and "[chief]" not in log.read_text():
         time.sleep(0.1)
     workers = psutil.Process(proc.pid).children()
-    time.sleep(1.0)
+    time.sleep(0.5)
     # As a terminal does: the signal reaches the chief and every worker.
     os.killpg(proc.pid, signum)
     stdout, _ = proc.communicate(timeout=60)
@@ -97,8 +97,10 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_keep_the_results(tmp_path, signum, 
 
 
 def test_multirun_runs_each_job(tmp_path):
+    # No report (a second of matplotlib): tests/test_report.py checks the one a multirun writes by default.
     proc = chiefbench("-m", "queue=pipe,simple_queue", "run.items=20", "workers.interval_s=0", "chief.interval_s=0",
-                      "run.start_method=fork", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+                      "run.start_method=fork", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                      "hydra.callbacks.gather.report=false", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     summaries = sorted((tmp_path / "sweep").glob("*/summary.json"))
     assert len(summaries) == 2
@@ -114,15 +116,20 @@ def test_sigkill_of_the_chief_leaves_no_process_behind(tmp_path, design, start_m
     Each start method's way of watching the chief (its pid as parent under fork and spawn, the parent's
     sentinel under forkserver), a design with a feeder thread (mp_queue) and without (pipe: a worker
     blocked writing to a dead reader), and the manager's own process under both spawn and forkserver."""
-    proc = subprocess.Popen([CHIEFBENCH, f"queue={design}", f"run.start_method={start_method}",
-                             "workers.interval_s=0.001", "chief.interval_s=0.05",
-                             "run.duration_s=60", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([CHIEFBENCH, f"queue={design}", f"run.start_method={start_method}",
+                                 "workers.interval_s=0.001", "chief.interval_s=0.05",
+                                 "run.duration_s=60", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=err)
     chief = psutil.Process(proc.pid)
+    # The chief's first progress line comes at the start barrier: every worker is up and producing (a spawned
+    # one has finished importing). Half a second more at this pace is some 1,000 items, more than a pipe's
+    # 64 KiB holds while the chief takes one per check.
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(chief.children()) < 2:
-        time.sleep(0.1)
-    time.sleep(1.0)
+    while time.monotonic() < deadline and "[chief]" not in log.read_text():
+        time.sleep(0.05)
+    time.sleep(0.5)
     descendants = chief.children(recursive=True)
     assert len(descendants) >= 2
     proc.kill()
@@ -164,7 +171,10 @@ def test_a_second_ctrl_c_while_stopping_stops_at_once(tmp_path):
     while time.monotonic() < deadline and "[chief]" not in log.read_text():
         time.sleep(0.1)
     workers = psutil.Process(proc.pid).children()
-    time.sleep(4)  # producers outrun a chief taking one item per check: the backlog grows
+    # Producers outrun a chief taking one item per check: the backlog grows. Its drain takes several times as
+    # long as it took to build (on a 2-core machine 1 s of it drained in 3 s, 2 s of it, 850,000 items, in 8 s),
+    # so it outlasts the 1 s until the second Ctrl-C several times over.
+    time.sleep(1.5)
     os.killpg(proc.pid, signal.SIGINT)
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGINT)

@@ -24,8 +24,12 @@ BASE = ["workers.interval_s=0.004", "chief.interval_s=0.01", "chief.take_batch=0
 FAULTS = {"kill": "faults.kill_worker_after_s", "raise": "faults.raise_after_s", "hang": "faults.hang_after_s"}
 KINDS = {"kill": "died", "raise": "exception", "hang": "hung"}
 POLICIES = ("abort", "restart", "continue")
-DURATION_S = {"abort": 30.0, "restart": 2.5, "continue": 1.6}
-"""abort must end the run long before its 30 s; a restart under spawn re-imports everything."""
+DURATION_S = {"abort": 30.0, "restart": 2.0, "continue": 1.6}
+"""abort must end the run long before its 30 s; a restart under spawn re-imports everything (its first item came
+0.1-0.2 s after the failure on a 2-core machine; 50 more items take 0.2 s)."""
+HANG_FOUND_S = 0.5
+"""A hang is found a heartbeat timeout (workers.heartbeat_timeout_s) after it begins: a restart after a hang
+gets that much longer, so that its new life has as long to produce as after a kill."""
 MAIN = "mp_queue"
 """The default design: every fault kind under every policy."""
 CASES = ([(fault, MAIN, policy) for fault in sorted(FAULTS) for policy in POLICIES]
@@ -36,7 +40,7 @@ CASES = ([(fault, MAIN, policy) for fault in sorted(FAULTS) for policy in POLICI
 def test_fault(run_in, fault, design, policy):
     # Restarts under spawn: the new life's producer end is pickled, and its first heartbeat is late.
     start_method = "spawn" if policy == "restart" else "fork"
-    duration = DURATION_S[policy]
+    duration = DURATION_S[policy] + (HANG_FOUND_S if (fault, policy) == ("hang", "restart") else 0)
     result = run_in([*BASE, f"run.start_method={start_method}", f"run.duration_s={duration}", f"queue={design}",
                      f"workers.on_failure={policy}", f"{FAULTS[fault]}={FAULT_AT_S}"])
     s, c = result.summary, result.counts

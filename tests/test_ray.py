@@ -352,7 +352,8 @@ def test_two_job_sweep_through_the_ray_launcher(tmp_path):
     ray_dir = tempfile.mkdtemp(prefix="cbsweep-")
     try:
         proc = subprocess.run([CHIEFBENCH, "-m", "hydra/launcher=ray", "backend=ray", "run.seed=1,2", "run.items=40",
-                               *FAST, f"+hydra.launcher.ray.init._temp_dir={ray_dir}"],
+                               *FAST, f"+hydra.launcher.ray.init._temp_dir={ray_dir}",
+                               "hydra.callbacks.gather.report=false"],  # the report: tests/test_report.py
                               cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=230)
         deadline = time.monotonic() + 10
         while ray_processes(ray_dir) and time.monotonic() < deadline:

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import CAPACITY, CAPACITY_RUN
 from framework import hygiene
+from framework.cli.tools import collect_main
 from framework.layout import ITEMS_FILE, SUMMARY_FILE
 from framework.queues.catalog import designs
 from framework.results.collect import collect
@@ -23,23 +25,21 @@ from framework.results.checks import LITTLE_TOLERANCE
 from framework.results.latency import RELATIVE_ERROR
 from framework.results.stream import part_paths, read_table
 
-CAPACITY = ["workers.interval_s=0", "chief.interval_s=0", "chief.take_batch=0", "run.progress=false",
-            "run.print_items=false", "run.start_method=fork"]
 STAGES = {"local_wait": ("created_ns", "forwarded_ns"), "global_wait": ("forwarded_ns", "consumed_ns"),
           "end_to_end": ("created_ns", "consumed_ns")}
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("design", designs("local"))
-def test_histograms_match_items_parquet_and_littles_law_holds_on_a_capacity_run(run_in, design):
-    overrides = [*CAPACITY, f"queue={design}", "run.duration_s=0.8", "run.warmup_s=0.2"]
-    result = run_in(overrides)
+def test_histograms_match_items_parquet_and_littles_law_holds_on_a_capacity_run(capacity_run, run_in, design):
+    # The saturated run whose window and throughput tests/test_system.py checks.
+    result = capacity_run(design)
     # The instrument checks itself: the chief's observed depth against the items' own stamps. On a 0.6 s
     # window the estimate scatters: about 1 run in 12 of shm_ring's was 5-10 % off on a quiet 2-core machine
     # (the same before the chief's recent changes), so one second run decides; two misses in a row fail.
     law = result.summary["littles_law"]
     if not (law["relative_error"] <= LITTLE_TOLERANCE):
-        law = {**run_in(overrides).summary["littles_law"], "first_run": law}
+        law = {**run_in([*CAPACITY_RUN, f"queue={design}"]).summary["littles_law"], "first_run": law}
     assert law["arrivals"] > 100 and law["relative_error"] <= LITTLE_TOLERANCE and law["holds"] is True, law
     window = result.summary["window"]
     items = result.items
@@ -83,7 +83,7 @@ def _chiefbench(*args: str, **kwargs) -> subprocess.Popen:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("design", designs("local"))
-def test_a_chief_killed_mid_run_leaves_readable_records_listed_as_crashed(tmp_path, design):
+def test_a_chief_killed_mid_run_leaves_readable_records_listed_as_crashed(tmp_path, capsys, design):
     run_dir = tmp_path / "run"
     proc = _chiefbench(*CAPACITY, f"queue={design}", "run.duration_s=60", f"hydra.run.dir={run_dir}",
                        cwd=tmp_path, start_new_session=True)
@@ -93,7 +93,7 @@ def test_a_chief_killed_mid_run_leaves_readable_records_listed_as_crashed(tmp_pa
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline, "no part written in 60 s"
             time.sleep(0.05)
-        time.sleep(random.uniform(0.2, 1.5))  # a random moment of a saturated run
+        time.sleep(random.uniform(0.2, 1.0))  # a random moment of a saturated run (parts close every 0.5 s)
         killed_ns = time.monotonic_ns()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -117,10 +117,10 @@ def test_a_chief_killed_mid_run_leaves_readable_records_listed_as_crashed(tmp_pa
     collected = collect(run_dir, write=False)
     row = collected.table.iloc[0]
     assert row["status"] == "crashed" and row["counts.recorded"] == len(items)
-    out = subprocess.run([sys.executable, "-c", "import sys; from framework.cli.tools import collect_main; "
-                          "sys.exit(collect_main(sys.argv[1:]))", str(run_dir), "--dry-run"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and "crashed" in out.stdout, out.stdout + out.stderr
+    # chiefbench-collect's entry point, in-process (tests/test_sweeps.py runs the installed command itself).
+    code = collect_main([str(run_dir), "--dry-run"])
+    out = capsys.readouterr()
+    assert code == 0 and "crashed" in out.out, out.out + out.err
 
 
 def _session_pids(sid: int) -> list[int]:

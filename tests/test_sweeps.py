@@ -174,7 +174,7 @@ def test_progress_line():
 def test_sweep_killed_halfway_then_collect_rebuilds_the_table(tmp_path):
     directory = tmp_path / "sweep"
     proc = subprocess.Popen([CHIEFBENCH, "-m", "queue=pipe,mp_queue,simple_queue", "workers.count=1,2",
-                             "run.duration_s=1", "workers.interval_s=0", "chief.interval_s=0",
+                             "run.duration_s=0.5", "workers.interval_s=0", "chief.interval_s=0",
                              "run.start_method=fork", "run.progress=false", f"hydra.sweep.dir={directory}"],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -232,7 +232,9 @@ def test_joblib_launcher_records_its_concurrency(tmp_path):
 @pytest.mark.timeout(180)
 def test_optuna_search_marks_infeasible_trials_and_saves_the_best(tmp_path):
     directory = tmp_path / "search"
-    proc = chiefbench("-m", "+experiment=search", "hydra.sweeper.n_trials=3", "run.duration_s=0.3",
+    # queue=pipe: with the preset's mp_queue a trial at full speed leaves up to a million items queued, whose
+    # drain at the stop takes seconds; the search and its feasibility rules do not depend on the design.
+    proc = chiefbench("-m", "+experiment=search", "queue=pipe", "hydra.sweeper.n_trials=3", "run.duration_s=0.3",
                       "run.warmup_s=0.05", "run.start_method=fork", "objective.max_p99_ms=1000000",
                       f"hydra.sweep.dir={directory}", "hydra.callbacks.gather.report=false", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -246,7 +248,7 @@ def test_optuna_search_marks_infeasible_trials_and_saves_the_best(tmp_path):
     assert ok and all(j["feasible"] is (j["p99_ms"] is not None) for j in ok)
     assert any(j["feasible"] is True for j in ok)
     # With an impossible bound every trial is infeasible and scores below zero.
-    proc = chiefbench("-m", "+experiment=search", "hydra.sweeper.n_trials=2", "run.duration_s=0.3",
+    proc = chiefbench("-m", "+experiment=search", "queue=pipe", "hydra.sweeper.n_trials=2", "run.duration_s=0.3",
                       "run.warmup_s=0.1", "run.start_method=fork", "objective.max_p99_ms=0.000001",
                       f"hydra.sweep.dir={tmp_path / 'none'}", "hydra.callbacks.gather.report=false", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -259,7 +261,9 @@ def test_optuna_search_marks_infeasible_trials_and_saves_the_best(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_job_past_its_timeout_is_a_failed_row_and_the_sweep_goes_on(tmp_path):
-    proc = chiefbench("-m", "run.duration_s=60,0.3", "run.timeout_s=4", "queue=pipe", "chief.take_batch=0",
+    # run.timeout_s covers a job's whole run (its workers' start and its drain too): 2.5 s leaves the 0.3 s job
+    # several times what it needs.
+    proc = chiefbench("-m", "run.duration_s=60,0.3", "run.timeout_s=2.5", "queue=pipe", "chief.take_batch=0",
                       "workers.interval_s=0", "chief.interval_s=0", "run.start_method=fork", "run.progress=false",
                       f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.callbacks.gather.report=false", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -216,7 +216,7 @@ def test_rows_appended_a_second_before_sigkill_are_readable(tmp_path):
                 break
             n, t = line.split()
             appended.append((int(n), float(t)))
-            if appended[-1][1] - appended[0][1] > 2.5:
+            if appended[-1][1] - appended[0][1] > 2.0:
                 break
     finally:
         killed_at = time.monotonic()
@@ -224,7 +224,7 @@ def test_rows_appended_a_second_before_sigkill_are_readable(tmp_path):
         child.wait()
         child.stdout.close()
     assert child.returncode == -signal.SIGKILL
-    assert appended and appended[-1][1] - appended[0][1] > 2.5, "the child did not run long enough"
+    assert appended and appended[-1][1] - appended[0][1] > 2.0, "the child did not run long enough"
     must_have = max(n for n, t in appended if t < killed_at - 1.0)
     seq = read_table(path, columns=["seq"]).seq.to_numpy()
     assert len(seq) >= must_have
