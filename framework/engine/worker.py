@@ -302,19 +302,28 @@ def _loop(spec: WorkerSpec, st: _State, local: Any, source: Any, transform: Any,
             control[slot_hb] = now_ns()
 
 
-def _beat(spec: WorkerSpec, st: _State, control: Any, now: int, next_beat: int, fault_ns: int,
-          chief_alive: Any) -> int:
-    """A per-block (or per-fragment) loop's housekeeping: the heartbeat and a look at the chief every
-    HEARTBEAT_NS, and the injected fault when due; returns when the next beat is due. (``_loop`` inlines the
-    same lines: it runs them once per item.)"""
-    if now >= next_beat:
-        control[st.slot_heartbeat] = now
-        next_beat = now + HEARTBEAT_NS
-        if not chief_alive():
-            raise _ChiefGone
-    if now >= fault_ns:
-        _inject(spec.fault[0], chief_alive)
-    return next_beat
+def _steps(spec: WorkerSpec, st: _State, control: Any, chief_alive: Any) -> Any:
+    """The head of a per-block (or per-fragment) loop: yields the time of each step until the stop. Between
+    steps: the heartbeat and a look at the chief every HEARTBEAT_NS, the injected fault when due, and, once
+    run.items are made, a wait for the stop that still beats. (``_loop`` inlines the same lines: it runs them
+    once per item.)"""
+    fault_ns = control[protocol.START_NS] + int(spec.fault[1] * 1e9) if spec.fault else NEVER_NS
+    limit = spec.items
+    now_ns = time.monotonic_ns
+    next_beat = 0
+    while not control[protocol.STOP]:
+        now = now_ns()
+        if now >= next_beat:
+            control[st.slot_heartbeat] = now
+            next_beat = now + HEARTBEAT_NS
+            if not chief_alive():
+                raise _ChiefGone
+        if now >= fault_ns:
+            _inject(spec.fault[0], chief_alive)
+        if limit is not None and st.seq >= limit:
+            time.sleep(SLEEP_SLICE_S)  # done producing: wait for the chief's stop, still beating
+            continue
+        yield now
 
 
 def in_place_rules(interval_s: float, local_threshold: int, forward_batch: int, forward_deadline_s: float | None,
@@ -336,22 +345,13 @@ def _loop_in_place(spec: WorkerSpec, st: _State, source: Any, producer: Any, con
                    chief_alive: Any) -> None:
     """``_loop`` for an item made straight into the design's buffer: reserve, fill, commit."""
     wid = spec.worker_id
-    t0 = control[protocol.START_NS]
     st.started_wall, st.started_cpu = time.monotonic(), time.process_time()
-    limit = spec.items
-    fault_ns = t0 + int(spec.fault[1] * 1e9) if spec.fault else NEVER_NS
     now_ns = time.monotonic_ns
-    next_beat = 0
     layout = producer.arrays_layout(source.layout)
     reserve, commit, fill = producer.reserve_arrays, producer.commit_arrays, source.fill
     slot_hb, slot_produced, slot_forwarded, slot_blocked = (st.slot_heartbeat, st.slot_produced,
                                                               st.slot_forwarded, st.slot_blocked)
-    while not control[protocol.STOP]:
-        now = now_ns()
-        next_beat = _beat(spec, st, control, now, next_beat, fault_ns, chief_alive)
-        if limit is not None and st.seq >= limit:
-            time.sleep(SLEEP_SLICE_S)  # done producing: wait for the chief's stop, still beating
-            continue
+    for now in _steps(spec, st, control, chief_alive):
         control[slot_hb] = protocol.IN_PUT  # waiting for room in a full ring is alive
         columns = reserve(layout)
         created = now_ns()
@@ -463,14 +463,11 @@ def _loop_blocks(spec: WorkerSpec, st: _State, local: _Columns, block_source: An
                  control: Any, chief_alive: Any) -> None:
     """``_loop`` at workers.interval_s=0, a block at a time (see the module docstring)."""
     wid = spec.worker_id
-    t0 = control[protocol.START_NS]
     st.started_wall, st.started_cpu = time.monotonic(), time.process_time()
     deadline_ns = None if spec.forward_deadline_s is None else int(spec.forward_deadline_s * 1e9)
     threshold, batch_size, limit, bound = spec.local_threshold, spec.forward_batch, spec.items, spec.bound
-    fault_ns = t0 + int(spec.fault[1] * 1e9) if spec.fault else NEVER_NS
     block_items = max(batch_size, min(BLOCK_ITEMS, max(1, BLOCK_BYTES // max(1, item_nbytes(spec.payload)))))
     now_ns = time.monotonic_ns
-    next_beat = 0
     put = producer.put
     scalar = scalar_payload(spec.payload)
     slot_hb, slot_produced, slot_forwarded = st.slot_heartbeat, st.slot_produced, st.slot_forwarded
@@ -482,19 +479,17 @@ def _loop_blocks(spec: WorkerSpec, st: _State, local: _Columns, block_source: An
     """A design that writes in place (shm_ring) copies a block source's broadcast view straight into its
     buffer; every other design, and a transform (in place on the arrays), gets contiguous arrays."""
     try:
-        while not control[protocol.STOP]:
-            now = now_ns()
-            next_beat = _beat(spec, st, control, now, next_beat, fault_ns, chief_alive)
-            if limit is not None and st.seq >= limit:
-                time.sleep(SLEEP_SLICE_S)  # done producing: wait for the chief's stop, still beating
-                continue
+        for now in _steps(spec, st, control, chief_alive):
             k = block_items if limit is None else min(block_items, limit - st.seq)
             values = block_source(k)
             # One number per item and no admission to ask: a forward of one item takes no slice.
             one_number = bound is None and values.ndim == 1
             if one_number and straight_out and not len(local):
                 # Every item leaves as it is made (the original shape at full speed): no local queue at all,
-                # the block's numbers read as Python numbers in one call, one put per item.
+                # the block transformed in one call (as a chunk's forward is) and read as Python numbers in
+                # one call, one put per item.
+                if transform is not None:
+                    values = transform(np.array(values, np.float64))
                 for v in values.tolist():
                     seq = st.seq
                     st.seq = seq + 1
@@ -502,7 +497,7 @@ def _loop_blocks(spec: WorkerSpec, st: _State, local: _Columns, block_source: An
                     st.forwarded += 1
                     control[slot_forwarded] = st.forwarded
                     control[slot_hb] = protocol.IN_PUT
-                    put((wid, seq, now, now_ns(), v if transform is None else transform(v)))
+                    put((wid, seq, now, now_ns(), v))
                     control[slot_hb] = now_ns()
                 continue
             # One stamp per block: every item of it was created by this one call.

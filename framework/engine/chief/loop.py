@@ -186,20 +186,17 @@ class Chief:
         books.sample_depth(self.t0, force=True)
         while True:
             now = now_ns()
-            if now >= stop_ns:
-                # At once, not at the next housekeeping: a take stops at the end, and the loop must not spin
-                # on takes that may no longer receive.
-                self.housekeeping(now)
-                if evict:
-                    intake.evict(self.bound)
-                return
-            if now >= next_housekeeping:
+            if now >= next_housekeeping or now >= stop_ns:
                 # Jittered: samples at a fixed phase would lock onto periodic workers (a worker that forwards
                 # every 50 ms just after each sample) and bias the time-averaged depth (Little's law).
                 next_housekeeping = now + int(housekeeping_ns * (0.5 + jitter()))
                 self.housekeeping(now)
                 if evict:
                     intake.evict(self.bound)
+                if now >= stop_ns:
+                    # At once, not at the next housekeeping: a take stops at the end, and the loop must not
+                    # spin on takes that can no longer receive.
+                    return
                 if items_target is not None and min(
                         p for w, p in enumerate(books.produced()) if w not in supervisor.dead) >= items_target:
                     # Every item is made: the chief checks for one more housekeeping period, so that what
