@@ -71,12 +71,41 @@ class _QueueProducer(_MessageProducer):
         self._q.put(message, block, timeout)
 
 
+FEEDER_AHEAD_MESSAGES = 4
+"""mp_queue: a worker lets its feeder thread catch up once this many of its messages wait in its own process.
+
+A worker that only puts keeps the GIL from its feeder thread: the messages pile up in the worker's memory (without
+bound: 64 KiB arrays by the gigabyte), the pipe stays starved, and the chief measures that starvation, not the queue.
+"""
+FEEDER_WAIT_MAX_S = 0.002
+"""mp_queue: the longest one put waits for the feeder thread. A feeder that moves nothing for this long is blocked
+on a full pipe (a chief that is not taking), and then the put goes on, so a chief waiting for a deeper queue
+(``chief.global_threshold``) still gets it, as with the standard ``multiprocessing.Queue``."""
+FEEDER_YIELD_S = 0.0001
+"""mp_queue: one nap of a worker waiting for its feeder thread (the GIL goes to the feeder meanwhile)."""
+
+
 class _MpQueueProducer(_QueueProducer):
+    """Puts like ``multiprocessing.Queue.put``, then lets the feeder thread catch up (``FEEDER_AHEAD_MESSAGES``)."""
+
+    def _send(self, message: Any, block: bool, timeout: float | None) -> None:
+        q = self._q
+        q.put(message, block, timeout)
+        waiting = q._buffer  # the messages this process's feeder thread has yet to write into the pipe
+        if waiting is not None and len(waiting) > FEEDER_AHEAD_MESSAGES:
+            _let_feeder_catch_up(waiting)
+
     def close(self) -> None:
         # Meant for the worker's own copy: closing the chief's copy would close the
         # chief's reader too once it has put something itself.
         self._q.close()
         self._q.join_thread()
+
+
+def _let_feeder_catch_up(waiting: collections.deque) -> None:
+    deadline = time.monotonic() + FEEDER_WAIT_MAX_S
+    while len(waiting) > FEEDER_AHEAD_MESSAGES and time.monotonic() < deadline:
+        time.sleep(FEEDER_YIELD_S)
 
 
 class _SimpleQueueProducer(_MessageProducer):
@@ -379,12 +408,6 @@ class ManagerQueueDesign(_BufferedDesign):
 # transport and the same batching (one ``_Batch`` list per message), no chiefbench code in the loop.
 
 
-RAW_FEEDER_AHEAD_MESSAGES = 4
-"""mp_queue reference: a producer lets its feeder thread catch up once this many messages wait for it. A loop
-that only calls put() keeps the GIL from its own feeder thread and measures that starvation, not the queue."""
-RAW_FEEDER_YIELD_S = 0.0001
-
-
 def _message(item: Any, batch: int) -> Any:
     return item if batch == 1 else _Batch(copies(item, batch))
 
@@ -414,8 +437,9 @@ class _RawMpQueue(_RawQueueReceiver):
 
         def send() -> None:
             q.put(message)
-            while q._buffer is not None and len(q._buffer) > RAW_FEEDER_AHEAD_MESSAGES:
-                time.sleep(RAW_FEEDER_YIELD_S)
+            # As the design's producer does: a loop that only puts measures its own feeder's starvation.
+            if q._buffer is not None and len(q._buffer) > FEEDER_AHEAD_MESSAGES:
+                _let_feeder_catch_up(q._buffer)
         return send
 
     def close(self) -> None:
