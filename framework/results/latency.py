@@ -104,10 +104,13 @@ class _Layout:
 
     def index(self, values: np.ndarray) -> np.ndarray:
         """Counts index of each value (0 <= value <= max_recordable), as _counts_index_for."""
+        # With e the bit length of (value | mask): bucket = e - (unit + half + 1), and the index
+        # ((bucket + 1) << half) + (value >> (bucket + unit)) - half_count, folded into in-place steps.
         _, bit_length = np.frexp((values | self.mask).astype(np.float64))
-        bucket = bit_length.astype(np.int64) - (self.unit_magnitude + self.half_magnitude + 1)
-        sub_bucket = values >> (bucket + self.unit_magnitude)
-        return ((bucket + 1) << self.half_magnitude) + sub_bucket - self.half_count
+        index = values >> (bit_length - (self.half_magnitude + 1))
+        index += bit_length.astype(np.int64) << self.half_magnitude
+        index -= ((self.unit_magnitude + self.half_magnitude) << self.half_magnitude) + self.half_count
+        return index
 
     def _bucket(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         bucket = (index >> self.half_magnitude) - 1
@@ -128,6 +131,11 @@ class _Layout:
 
 
 _LAYOUT = _Layout(_new_histogram())
+
+
+def _both(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """The items with both stamps (None: every item has them)."""
+    return b if a is None else a if b is None else a & b
 
 
 def _counts(h: HdrHistogram) -> np.ndarray:
@@ -155,12 +163,15 @@ class StageHistograms:
                 f"record_block got {len(created_ns)} created, {len(forwarded_ns)} forwarded and "
                 f"{len(consumed_ns)} consumed stamps: pass one stamp per item in each array (NO_STAMP=-1 if none)"
             )
-        has_created = created_ns != NO_STAMP
-        has_forwarded = forwarded_ns != NO_STAMP
-        has_consumed = consumed_ns != NO_STAMP
-        self._record("local_wait", forwarded_ns - created_ns, has_created & has_forwarded)
-        self._record("global_wait", consumed_ns - forwarded_ns, has_forwarded & has_consumed)
-        self._record("end_to_end", consumed_ns - created_ns, has_created & has_consumed)
+        # A NO_STAMP is -1, and every real stamp is positive: the minimum says whether a column needs a mask.
+        created_all, forwarded_all, consumed_all = (int(a.min()) != NO_STAMP if a.size else True
+                                                    for a in (created_ns, forwarded_ns, consumed_ns))
+        has_created = None if created_all else created_ns != NO_STAMP
+        has_forwarded = None if forwarded_all else forwarded_ns != NO_STAMP
+        has_consumed = None if consumed_all else consumed_ns != NO_STAMP
+        self._record("local_wait", forwarded_ns - created_ns, _both(has_created, has_forwarded))
+        self._record("global_wait", consumed_ns - forwarded_ns, _both(has_forwarded, has_consumed))
+        self._record("end_to_end", consumed_ns - created_ns, _both(has_created, has_consumed))
 
     def record_values(self, stage: str, values_ns: np.ndarray) -> None:
         """Record latencies (int64 ns) of one stage directly."""
@@ -172,25 +183,29 @@ class StageHistograms:
             d = d[keep]
         if d.size == 0:
             return
-        in_range = (d >= 0) & (d <= _LAYOUT.max_recordable)
-        n_in = int(np.count_nonzero(in_range))
-        if n_in != d.size:
+        low, high = int(d.min()), int(d.max())
+        if low < 0 or high > _LAYOUT.max_recordable:
+            in_range = (d >= 0) & (d <= _LAYOUT.max_recordable)
+            n_in = int(np.count_nonzero(in_range))
             self.out_of_range[stage] += d.size - n_in
-            d = d[in_range]
             if n_in == 0:
                 return
+            d = d[in_range]
+            low, high = int(d.min()), int(d.max())
+        n_in = d.size
         index = _LAYOUT.index(d)
         h = self.histograms[stage]
         counts = _counts(h)
         if index.size >= BINCOUNT_MIN_ITEMS:
-            lo = int(index.min())
-            added = np.bincount(index - lo)
+            lo = int(_LAYOUT.index(np.array([low]))[0])  # the index grows with the value
+            index -= lo
+            added = np.bincount(index)
             np.add(counts[lo : lo + added.size], added, out=counts[lo : lo + added.size], casting="unsafe")
         else:
             np.add.at(counts, index, np.uint64(1))
         h.total_count += n_in
-        h.min_value = min(h.min_value, int(d.min()))
-        h.max_value = max(h.max_value, int(d.max()))
+        h.min_value = min(h.min_value, low)
+        h.max_value = max(h.max_value, high)
 
     # ----- reading -----
 

@@ -15,7 +15,7 @@ from typing import Any
 from framework import hygiene
 from framework.config.schema import Config
 from framework.config.validate import item_bound, message_bytes, resolve_design
-from framework.engine import protocol
+from framework.engine import heap, protocol
 from framework.engine.backends import open_backend
 from framework.engine.chief.books import Books, Notes
 from framework.engine.chief.intake import HOUSEKEEPING_S, Intake
@@ -307,6 +307,7 @@ def run_system(spec: Config, echo: Callable[[str], None] = print, directory: Pat
             signal.signal(sig, chief.interrupts)
     # The cyclic collector paused for the run: the chief makes no cycles, and a full collection
     # over millions of recorded rows stalled it for up to a second (measured with shm_ring).
+    heap.keep_blocks_on_the_heap()  # a block's numpy temporaries must not pay page faults at every flush
     gc_was_enabled = gc.isenabled()
     gc.disable()
     # The record writers' threads hold the GIL while they build a part: at the default 5 ms switch
