@@ -172,6 +172,8 @@ class _ZmqConsumer(ConsumerEnd):
 
     def _fill(self, block: bool, timeout: float | None) -> None:
         """Receive until the buffer holds an item, or raise ``queue.Empty`` when the wait is over."""
+        if self._ready():
+            return  # a message was there: no poll (a Poller made and registered at every call)
         zmq = _zmq()
         sock = self._design.sock
         deadline = None if (block and timeout is None) else time.monotonic() + (max(0.0, timeout) if block else 0.0)

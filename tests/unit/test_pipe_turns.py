@@ -32,3 +32,25 @@ def test_every_ready_pipe_gives_one_message_per_wait_in_turns_and_in_order():
             consumer.get_many(1, timeout=0.05)
     finally:
         design.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_producer_that_hangs_up_drops_out_and_a_wait_ends_at_its_timeout():
+    design = PipeDesign(QueueSettings("pipe", 0, None), 2, multiprocessing.get_context("fork"))
+    try:
+        producers = [design.producer(w) for w in range(2)]  # in this process, the only writing ends
+        consumer = design.consumer()
+        producers[0].put("last words")
+        producers[0].close()
+        assert consumer.get_many(10, timeout=5) == ["last words"]
+        with pytest.raises(queue.Empty):
+            consumer.get_many(1, timeout=0.02)  # reads the end-of-file, then waits on the other pipe
+        assert design._live.live == [design._readers[1]]
+        producers[1].put("still here")
+        assert consumer.get(timeout=5) == "still here"
+        producers[1].close()
+        with pytest.raises(queue.Empty):
+            consumer.get(timeout=0.02)
+        assert design._live.live == []
+    finally:
+        design.close()
