@@ -366,12 +366,25 @@ class ColumnStream:
     def _write_part(self, blocks: list[dict], take: int) -> tuple[list[dict], int]:
         """Write the first ``take`` rows of blocks as the next part; return the rest."""
         start = time.perf_counter()
+        first = self._first
+        # Only the blocks of this part are joined (the last one split): joining the whole backlog to write a
+        # quarter of it copied it again at every part, and the rest, views of that copy, kept it all alive.
+        head, rest, need = [], [], take
+        for i, block in enumerate(blocks):
+            n = len(block[first])
+            if n <= need:
+                head.append(block)
+                need -= n
+                continue
+            if need:
+                head.append({name: column[:need] for name, column in block.items()})
+                rest.append({name: column[need:] for name, column in block.items()})
+            rest.extend(blocks[i + 1 if need else i:])
+            break
         arrays = []
-        rest: dict[str, np.ndarray] = {}
         for field in self.schema:
-            cols = [b[field.name] for b in blocks]
-            lengths = [len(c) for c in cols]
-            if any(n != len(b[self._first]) for n, b in zip(lengths, blocks)):
+            cols = [b[field.name] for b in head]
+            if any(len(c) != len(b[first]) for c, b in zip(cols, head)):
                 raise StreamError(
                     f"a block for {self.path} has columns of different lengths: every array of one "
                     "append() must have the same number of rows"
@@ -379,11 +392,7 @@ class ColumnStream:
             if not cols:  # the empty part close() writes so that an empty table has its schema
                 arrays.append(arrow_array(np.empty(0, object), field.type))
                 continue
-            joined = np.concatenate(cols) if len(cols) != 1 else np.asarray(cols[0])
-            if len(joined) > take:
-                rest[field.name] = joined[take:]
-                joined = joined[:take]
-            arrays.append(arrow_array(joined, field.type))
+            arrays.append(arrow_array(np.concatenate(cols) if len(cols) != 1 else np.asarray(cols[0]), field.type))
         table = pa.Table.from_arrays(arrays, schema=self.schema)
         name = part_name(self.parts_written)
         tmp = self.path / f"{TMP_PREFIX}{name}.tmp"
@@ -392,5 +401,4 @@ class ColumnStream:
         self.parts_written += 1
         self.rows_written += take
         self.write_s += time.perf_counter() - start
-        left = len(next(iter(rest.values()))) if rest else 0
-        return ([rest] if left else []), left
+        return rest, sum(len(b[first]) for b in rest)

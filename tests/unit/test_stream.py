@@ -229,3 +229,16 @@ def test_rows_appended_a_second_before_sigkill_are_readable(tmp_path):
     seq = read_table(path, columns=["seq"]).seq.to_numpy()
     assert len(seq) >= must_have
     assert (seq == np.arange(len(seq))).all()
+
+
+def test_a_part_joins_only_its_own_blocks_and_leaves_the_rest_untouched(tmp_path):
+    """The backlog is not copied at every part: the blocks after the part are handed back as they came."""
+    blocks = [block(i * 1000, 1000, worker=0) for i in range(4)]
+    with ColumnStream(tmp_path / "items.parquet", ITEMS) as s:
+        rest, left = s._write_part(list(blocks), 2500)
+        assert left == 1500 and len(rest) == 2
+        assert rest[1] is blocks[3]  # untouched
+        assert rest[0]["seq"].tolist() == list(range(2500, 3000)) and np.shares_memory(rest[0]["seq"], blocks[2]["seq"])
+        rest, left = s._write_part(rest, 1500)
+        assert (rest, left) == ([], 0)
+    assert read_table(tmp_path / "items.parquet")["seq"].tolist() == list(range(4000))
