@@ -160,21 +160,23 @@ def running(processes):
 
 
 def test_a_second_ctrl_c_while_stopping_stops_at_once(tmp_path):
-    """The first Ctrl-C starts a long drain (a multiprocessing.Queue backlog of millions); the second ends it."""
+    """The first Ctrl-C starts a long drain (a manager queue's backlog, one round trip per item); the second ends
+    it."""
     out = tmp_path / "run"
     log = tmp_path / "stderr.log"
     with open(log, "w") as err:
-        proc = subprocess.Popen([CHIEFBENCH, "workers.interval_s=0", "chief.interval_s=0", "run.duration_s=120",
+        proc = subprocess.Popen([CHIEFBENCH, "queue=manager_queue", "workers.interval_s=0", "chief.interval_s=0.002",
+                                 "run.duration_s=120",
                                  "run.print_items=false", f"hydra.run.dir={out}"], cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and "[chief]" not in log.read_text():
         time.sleep(0.1)
     workers = psutil.Process(proc.pid).children()
-    # Producers outrun a chief taking one item per check: the backlog grows. Its drain takes several times as
-    # long as it took to build (on a 2-core machine 1 s of it drained in 3 s, 2 s of it, 850,000 items, in 8 s),
-    # so it outlasts the 1 s until the second Ctrl-C several times over.
-    time.sleep(1.5)
+    # Producers outrun a chief taking one item every 2 ms: the manager's queue grows by about 20,000 items/s
+    # (2-core machine), and its drain takes about as long as it took to build (2.5 s of it, 52,000 items, in
+    # 2.5 s), so it outlasts the 1 s until the second Ctrl-C three times over.
+    time.sleep(3.0)
     os.killpg(proc.pid, signal.SIGINT)
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGINT)
